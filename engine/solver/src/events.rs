@@ -1,0 +1,124 @@
+//! Build events: the one stream every front end (CLI progress, workbench,
+//! history) reads. The format is versioned JSON, one object per event.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use strata_llb::{Digest, SourceLocation};
+use tokio::sync::mpsc;
+
+/// Version of the serialized event format; bump on incompatible changes.
+pub const EVENT_FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// Something that happened during a build.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    BuildStarted {
+        build_id: String,
+    },
+    /// A vertex the target needs; sent for every vertex before any starts.
+    VertexQueued {
+        vertex: Digest,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stage: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<SourceLocation>,
+        inputs: Vec<Digest>,
+    },
+    VertexStarted {
+        vertex: Digest,
+    },
+    /// The vertex's result came from the cache under `key`.
+    VertexCached {
+        vertex: Digest,
+        key: Digest,
+    },
+    VertexCompleted {
+        vertex: Digest,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<Digest>,
+        duration_ms: u64,
+    },
+    VertexFailed {
+        vertex: Digest,
+        error: String,
+        duration_ms: u64,
+    },
+    Log {
+        vertex: Digest,
+        stream: LogStream,
+        data: String,
+    },
+    /// Progress of a long task inside a vertex, such as a transfer.
+    Progress {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vertex: Option<Digest>,
+        id: String,
+        current: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+        unit: String,
+    },
+    Warning {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<SourceLocation>,
+    },
+    /// A step outside the graph, such as exporting, shown like a vertex.
+    Phase {
+        id: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+    },
+    BuildFinished {
+        success: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        duration_ms: u64,
+    },
+}
+
+/// An event with the wall-clock time it was sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StampedEvent {
+    pub v: u32,
+    pub time: DateTime<Utc>,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The sending half of an event stream; cheap to clone. A sink whose
+/// receiver is gone drops events silently, because progress output must
+/// never fail a build.
+#[derive(Clone, Debug)]
+pub struct EventSink {
+    sender: Option<mpsc::UnboundedSender<StampedEvent>>,
+}
+
+impl EventSink {
+    /// Creates a sink and the receiver its events arrive on.
+    pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<StampedEvent>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (EventSink { sender: Some(sender) }, receiver)
+    }
+
+    /// A sink that drops every event.
+    pub fn discard() -> EventSink {
+        EventSink { sender: None }
+    }
+
+    pub fn emit(&self, event: Event) {
+        if let Some(sender) = &self.sender {
+            let _ = sender.send(StampedEvent { v: EVENT_FORMAT_VERSION, time: Utc::now(), event });
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The solver: turns a definition into results, running independent
+//! vertices in parallel and reusing cached results by key.
+//!
+//! The solver never touches the filesystem or starts processes; it reaches
+//! the world only through a [`Backend`].
+
+pub mod backend;
+pub mod events;
+mod solve;
+
+pub use backend::{Backend, ResultRef, Selector, SourceResult, VertexContext};
+pub use events::{Event, EventSink, LogStream, StampedEvent};
+pub use solve::{SolveError, SolveOptions, Solver};
