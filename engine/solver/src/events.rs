@@ -67,6 +67,11 @@ pub enum Event {
         total: Option<u64>,
         unit: String,
     },
+    /// What a sync of a local source copied.
+    ContextTransfer {
+        vertex: Digest,
+        stats: TransferStats,
+    },
     Warning {
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -121,4 +126,18 @@ impl EventSink {
             let _ = sender.send(StampedEvent { v: EVENT_FORMAT_VERSION, time: Utc::now(), event });
         }
     }
+}
+
+/// Counters for one build-context sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferStats {
+    /// Entries visited in the context directory.
+    pub walked: u64,
+    pub copied_files: u64,
+    pub copied_bytes: u64,
+    /// Entries deleted from the mirror because the context no longer has them.
+    pub removed: u64,
+    /// Entries skipped because `.dockerignore` excludes them.
+    pub ignored: u64,
+    pub duration_ms: u64,
 }
