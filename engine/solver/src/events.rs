@@ -36,6 +36,15 @@ pub enum Event {
     VertexStarted {
         vertex: Digest,
     },
+    /// What went into a vertex's cache key, so a later build can explain
+    /// why the key changed.
+    CacheKey {
+        vertex: Digest,
+        key: Digest,
+        /// Digest of the op with its inputs removed.
+        op: Digest,
+        inputs: Vec<KeyInput>,
+    },
     /// The vertex's result came from the cache under `key`.
     VertexCached {
         vertex: Digest,
@@ -140,4 +149,21 @@ pub struct TransferStats {
     /// Entries skipped because `.dockerignore` excludes them.
     pub ignored: u64,
     pub duration_ms: u64,
+}
+
+/// One input's part of a cache key: the input's own key, or the checksums
+/// of the paths an op copies from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInput {
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<PathChecksum>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathChecksum {
+    pub path: String,
+    pub checksum: Digest,
 }

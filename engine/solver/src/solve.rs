@@ -16,7 +16,7 @@
 //! reports for its content (manifest digest, context checksum).
 
 use crate::backend::{Backend, ResultRef, Selector, VertexContext};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, KeyInput, PathChecksum};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use serde_json::json;
@@ -292,7 +292,9 @@ impl VertexTask {
             keyed_inputs.push(self.input_key(index as u32, input, outcome, &selectors).await?);
         }
         let op = self.vertex.without_inputs().digest();
-        Ok(digest_json(&json!({ "op": op, "inputs": keyed_inputs })))
+        let key = digest_json(&json!({ "op": op, "inputs": keyed_inputs }));
+        self.events.emit(Event::CacheKey { vertex: self.digest.clone(), key: key.clone(), op, inputs: keyed_inputs });
+        Ok(key)
     }
 
     async fn input_key(
@@ -301,20 +303,20 @@ impl VertexTask {
         input: &Input,
         outcome: &Outcome,
         selectors: &[(u32, Selector)],
-    ) -> anyhow::Result<serde_json::Value> {
+    ) -> anyhow::Result<KeyInput> {
         let read_by_copy: Vec<&Selector> =
             selectors.iter().filter(|(i, _)| *i == index).map(|(_, s)| s).collect();
         let used_otherwise = match &self.vertex.op {
             Op::File(file) => file.base == Some(index),
             _ => true,
         };
-        let mut checksums = Vec::new();
+        let mut content = Vec::new();
         for selector in &read_by_copy {
             let checksum = self.backend.checksum(&outcome.result, selector).await?;
-            checksums.push(json!({ "path": selector.path, "checksum": checksum }));
+            content.push(PathChecksum { path: selector.path.clone(), checksum });
         }
         let key = (used_otherwise || read_by_copy.is_empty()).then(|| outcome.key.clone());
-        Ok(json!({ "index": input.index, "key": key, "content": checksums }))
+        Ok(KeyInput { index: input.index, key, content })
     }
 
     fn complete(&self, key: Option<&Digest>, started: Instant) {
