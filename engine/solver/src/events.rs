@@ -122,7 +122,12 @@ impl EventSink {
     /// Creates a sink and the receiver its events arrive on.
     pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<StampedEvent>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        (EventSink { sender: Some(sender) }, receiver)
+        (
+            EventSink {
+                sender: Some(sender),
+            },
+            receiver,
+        )
     }
 
     /// A sink that drops every event.
@@ -132,7 +137,11 @@ impl EventSink {
 
     pub fn emit(&self, event: Event) {
         if let Some(sender) = &self.sender {
-            let _ = sender.send(StampedEvent { v: EVENT_FORMAT_VERSION, time: Utc::now(), event });
+            let _ = sender.send(StampedEvent {
+                v: EVENT_FORMAT_VERSION,
+                time: Utc::now(),
+                event,
+            });
         }
     }
 }
