@@ -11,7 +11,9 @@ use strata_dockerfile::dockerignore::DockerIgnore;
 use strata_exporter::{ExportReport, OutputSpec};
 use strata_llb::image::ImageConfig;
 use strata_llb::{Definition, Platform};
-use strata_solver::{Event, EventSink, ResultRef, SolveError, SolveOptions, Solver};
+use strata_history::explain::{BuildView, explain};
+use strata_history::{BuildRecord, BuildStatus, HistoryDb, RecordedError, RequestSummary, Retention, StepState, steps_from_events};
+use strata_solver::{Event, EventSink, ExplainedStep, ResultRef, SolveError, SolveOptions, Solver, StampedEvent};
 use strata_source::StoreImageResolver;
 use tokio_util::sync::CancellationToken;
 
@@ -81,8 +83,17 @@ pub enum BuildError {
     Environment(anyhow::Error),
 }
 
+/// What a build produced so far, kept for its history record even when a
+/// later phase fails.
+#[derive(Default)]
+struct Progress {
+    definition: Option<Definition>,
+    context_files: BTreeMap<String, String>,
+}
+
 impl Engine {
-    /// Runs a build, sending progress to `events`.
+    /// Runs a build, sending progress to `events` and recording it in the
+    /// build history.
     pub async fn build(
         &self,
         request: &BuildRequest,
@@ -90,14 +101,61 @@ impl Engine {
         cancel: &CancellationToken,
     ) -> Result<BuildResult, BuildError> {
         let started = Instant::now();
-        events.emit(Event::BuildStarted { build_id: new_build_id() });
-        let outcome = self.build_inner(request, events, cancel).await;
+        let (events, recorded) = events.with_recorder();
+        let mut record = BuildRecord::new(new_build_id(), request.summary());
+        events.emit(Event::BuildStarted { build_id: record.id.clone() });
+        let history = self.history();
+        if let Ok(history) = &history {
+            if let Err(error) = history.put(&record) {
+                tracing::warn!(build = %record.id, "failed to record the build start: {error:#}");
+            }
+        }
+
+        let mut progress = Progress::default();
+        let outcome = self.build_inner(request, &events, cancel, &mut progress).await;
+
+        record.finished = Some(chrono::Utc::now());
+        record.status = match &outcome {
+            Ok(_) => BuildStatus::Succeeded,
+            Err(BuildError::Step(SolveError::Canceled)) => BuildStatus::Canceled,
+            Err(_) => BuildStatus::Failed,
+        };
+        record.error = outcome.as_ref().err().map(recorded_error);
+        record.definition = progress.definition.as_ref().and_then(|d| serde_json::to_value(d).ok());
+        record.context_files = progress.context_files;
+        if let Ok(result) = &outcome {
+            record.result = Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": result.exports.len() }));
+        }
+
+        let snapshot = recorded.lock().expect("event recorder lock").clone();
+        let (total, cached) = step_counts(&snapshot);
+        record.steps_total = total;
+        record.steps_cached = cached;
+        match &history {
+            Ok(history) => events.emit(Event::Explanations { steps: explain_against_previous(history, &record, &snapshot) }),
+            Err(error) => tracing::warn!("build history unavailable: {error:#}"),
+        }
         events.emit(Event::BuildFinished {
             success: outcome.is_ok(),
             error: outcome.as_ref().err().map(|e| e.to_string()),
             duration_ms: started.elapsed().as_millis() as u64,
         });
+
+        if let Ok(mut history) = history {
+            let all = recorded.lock().expect("event recorder lock").clone();
+            if let Err(error) = history.finish(&record, &all) {
+                tracing::warn!(build = %record.id, "failed to record the build: {error:#}");
+            }
+            if let Err(error) = history.apply_retention(Retention::default(), chrono::Utc::now()) {
+                tracing::warn!("failed to apply history retention: {error:#}");
+            }
+        }
         outcome
+    }
+
+    /// Opens the build history in the store's database.
+    pub fn history(&self) -> anyhow::Result<HistoryDb> {
+        HistoryDb::open(&self.store.root().join("metadata.db"))
     }
 
     async fn build_inner(
@@ -105,8 +163,10 @@ impl Engine {
         request: &BuildRequest,
         events: &EventSink,
         cancel: &CancellationToken,
+        progress: &mut Progress,
     ) -> Result<BuildResult, BuildError> {
         let conversion = self.load_definition(request, events).await?;
+        progress.definition = Some(conversion.definition.clone());
         let ignore = read_dockerignore(&request.context)?;
         let backend = Arc::new(BuildBackend {
             store: self.store.clone(),
@@ -116,7 +176,11 @@ impl Engine {
         });
         let options = SolveOptions { max_parallel: self.max_parallel, no_cache: request.no_cache };
         let solver = Solver::new(backend.clone(), options);
-        let result = solver.solve(&conversion.definition, events, cancel).await?;
+        let solved = solver.solve(&conversion.definition, events, cancel).await;
+        for lease in backend.leases.lock().expect("lease list lock").iter() {
+            progress.context_files.extend(lease.files.clone());
+        }
+        let result = solved?;
 
         let exports = self.export(request, &result, &conversion.image_config, events).await?;
         Ok(BuildResult { definition: conversion.definition, image_config: conversion.image_config, result, exports })
@@ -186,6 +250,67 @@ impl Engine {
         }
         Ok(reports)
     }
+}
+
+impl BuildRequest {
+    /// The request as the build history keeps it.
+    pub fn summary(&self) -> RequestSummary {
+        let dockerfile = match &self.dockerfile {
+            DockerfileSource::Default => self.context.join("Dockerfile").display().to_string(),
+            DockerfileSource::Path(path) => path.display().to_string(),
+            DockerfileSource::Inline { name, .. } => name.clone(),
+        };
+        let context = std::fs::canonicalize(&self.context).unwrap_or_else(|_| self.context.clone());
+        RequestSummary {
+            context: context.display().to_string(),
+            dockerfile,
+            target: self.target.clone(),
+            build_args: self.build_args.clone(),
+            secrets: Vec::new(),
+            outputs: self.outputs.iter().map(|o| o.to_string()).collect(),
+            tags: self.tags.clone(),
+            no_cache: self.no_cache,
+        }
+    }
+}
+
+fn recorded_error(error: &BuildError) -> RecordedError {
+    match error {
+        BuildError::Step(SolveError::Vertex { name, metadata, message, .. }) => RecordedError {
+            message: message.clone(),
+            step: Some(name.clone()),
+            location: metadata.location.clone(),
+        },
+        other => RecordedError { message: other.to_string(), step: None, location: None },
+    }
+}
+
+/// Counts the steps that have a cache key (every vertex but sources) and
+/// how many of them were cached.
+fn step_counts(events: &[StampedEvent]) -> (u32, u32) {
+    let keyed: std::collections::HashSet<&strata_llb::Digest> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::CacheKey { vertex, .. } => Some(vertex),
+            _ => None,
+        })
+        .collect();
+    let steps = steps_from_events(events);
+    let cached = steps.iter().filter(|s| keyed.contains(&s.vertex) && s.state == StepState::Cached).count();
+    (keyed.len() as u32, cached as u32)
+}
+
+/// Explains every step that ran against the previous build of the same
+/// Dockerfile, context and target.
+fn explain_against_previous(history: &HistoryDb, record: &BuildRecord, events: &[StampedEvent]) -> Vec<ExplainedStep> {
+    let previous = history.previous(record).ok().flatten();
+    let previous_events = previous.as_ref().map(|p| history.events(&p.id).unwrap_or_default()).unwrap_or_default();
+    let current = BuildView::new(record, events);
+    let earlier = previous.as_ref().map(|p| BuildView::new(p, &previous_events));
+    explain(&current, earlier.as_ref())
+        .into_iter()
+        .map(|e| ExplainedStep { vertex: e.vertex, step: e.step, reasons: e.reasons.iter().map(|r| r.to_string()).collect() })
+        .collect()
 }
 
 fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), BuildError> {

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use strata_llb::{Digest, SourceLocation};
+use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// Version of the serialized event format; bump on incompatible changes.
@@ -93,6 +94,11 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u64>,
     },
+    /// Why each step that ran missed the cache, sent after the result is
+    /// known and before `BuildFinished`.
+    Explanations {
+        steps: Vec<ExplainedStep>,
+    },
     BuildFinished {
         success: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +122,7 @@ pub struct StampedEvent {
 #[derive(Clone, Debug)]
 pub struct EventSink {
     sender: Option<mpsc::UnboundedSender<StampedEvent>>,
+    recorder: Option<Arc<Mutex<Vec<StampedEvent>>>>,
 }
 
 impl EventSink {
@@ -175,4 +182,12 @@ pub struct KeyInput {
 pub struct PathChecksum {
     pub path: String,
     pub checksum: Digest,
+}
+
+/// A step that ran and the reasons it missed the cache, as sentences.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainedStep {
+    pub vertex: Digest,
+    pub step: String,
+    pub reasons: Vec<String>,
 }

@@ -71,6 +71,9 @@ pub struct ContextLease {
     pub snapshot: String,
     pub checksum: Digest,
     pub stats: TransferStats,
+    /// Every mirrored path with its content digest (`dir` for
+    /// directories, `link:TARGET` for symlinks), for build records.
+    pub files: BTreeMap<String, String>,
     _lock: nix::fcntl::Flock<File>,
 }
 
@@ -119,7 +122,18 @@ impl ContextSource {
         fs::write(&temp, &encoded)?;
         fs::rename(&temp, &index_path)?;
         stats.duration_ms = started.elapsed().as_millis() as u64;
-        Ok(ContextLease { snapshot, checksum: checksum(&index), stats, _lock: lock })
+        let files = index
+            .iter()
+            .map(|(path, entry)| {
+                let value = match entry.kind {
+                    EntryKind::File => entry.digest.clone().unwrap_or_default(),
+                    EntryKind::Dir => "dir".to_string(),
+                    EntryKind::Symlink => format!("link:{}", entry.link.as_deref().unwrap_or_default()),
+                };
+                (path.clone(), value)
+            })
+            .collect();
+        Ok(ContextLease { snapshot, checksum: checksum(&index), stats, files, _lock: lock })
     }
 }
 
