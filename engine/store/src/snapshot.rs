@@ -181,15 +181,16 @@ fn new_snapshot_id() -> String {
     hex::encode(bytes)
 }
 
-/// Sums the apparent size of the files under `dir`, counting each hard
-/// linked inode once.
+/// Sums the apparent size of the non-directory entries under `dir`,
+/// counting each hard linked inode once. Directory sizes depend on the
+/// filesystem, so they are left out.
 fn dir_size(dir: &Path) -> Result<u64> {
     let mut seen = HashSet::new();
     let mut total = 0;
     for entry in walkdir::WalkDir::new(dir) {
         let entry = entry.with_context(|| format!("Failed to measure `{}`", dir.display()))?;
         let meta = entry.metadata()?;
-        if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+        if meta.is_dir() || (meta.nlink() > 1 && !seen.insert((meta.dev(), meta.ino()))) {
             continue;
         }
         total += meta.len();

@@ -25,12 +25,19 @@ fn fixture() -> Fixture {
     fs::create_dir(&dest).unwrap();
     fs::create_dir(&outside).unwrap();
     fs::write(outside.join("target"), "original").unwrap();
-    Fixture { dest, outside, _base: base }
+    Fixture {
+        dest,
+        outside,
+        _base: base,
+    }
 }
 
 fn assert_outside_untouched(fx: &Fixture) {
     assert_eq!(tree(&fx.outside), vec!["target".to_string()]);
-    assert_eq!(fs::read_to_string(fx.outside.join("target")).unwrap(), "original");
+    assert_eq!(
+        fs::read_to_string(fx.outside.join("target")).unwrap(),
+        "original"
+    );
 }
 
 #[test]
@@ -48,13 +55,25 @@ fn layer_unpacks_files_dirs_links() {
     assert_eq!(stats.dirs, 1);
     assert_eq!(stats.symlinks, 1);
     assert_eq!(stats.hardlinks, 1);
-    assert_eq!(fs::read_to_string(fx.dest.join("etc/hosts")).unwrap(), "127.0.0.1 localhost\n");
-    assert_eq!(fs::read_link(fx.dest.join("etc/link")).unwrap(), Path::new("/etc/hosts"));
+    assert_eq!(
+        fs::read_to_string(fx.dest.join("etc/hosts")).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+    assert_eq!(
+        fs::read_link(fx.dest.join("etc/link")).unwrap(),
+        Path::new("/etc/hosts")
+    );
     let hosts = fs::metadata(fx.dest.join("etc/hosts")).unwrap();
-    assert_eq!(fs::metadata(fx.dest.join("etc/hard")).unwrap().ino(), hosts.ino());
+    assert_eq!(
+        fs::metadata(fx.dest.join("etc/hard")).unwrap().ino(),
+        hosts.ino()
+    );
     assert_eq!(hosts.mode() & 0o7777, 0o644);
     assert_eq!(hosts.mtime(), 1_700_000_000);
-    assert_eq!(fs::metadata(fx.dest.join("etc")).unwrap().mtime(), 1_700_000_000);
+    assert_eq!(
+        fs::metadata(fx.dest.join("etc")).unwrap().mtime(),
+        1_700_000_000
+    );
     assert!(fx.dest.join("usr/bin").is_dir());
 }
 
@@ -164,7 +183,10 @@ fn absolute_symlink_parent_stays_inside() {
         .finish();
     apply_layer(tar.as_slice(), &fx.dest).unwrap();
     assert_outside_untouched(&fx);
-    let inside = fx.dest.join(fx.outside.strip_prefix("/").unwrap()).join("pwned");
+    let inside = fx
+        .dest
+        .join(fx.outside.strip_prefix("/").unwrap())
+        .join("pwned");
     assert!(inside.is_file());
 }
 
@@ -180,8 +202,15 @@ fn file_replaces_symlink_not_target() {
         .finish();
     apply_layer(tar.as_slice(), &fx.dest).unwrap();
     assert_outside_untouched(&fx);
-    assert_eq!(fs::read_to_string(fx.dest.join("link")).unwrap(), "overwritten");
-    assert!(fs::symlink_metadata(fx.dest.join("dirlink")).unwrap().is_dir());
+    assert_eq!(
+        fs::read_to_string(fx.dest.join("link")).unwrap(),
+        "overwritten"
+    );
+    assert!(
+        fs::symlink_metadata(fx.dest.join("dirlink"))
+            .unwrap()
+            .is_dir()
+    );
 }
 
 #[test]
@@ -193,9 +222,16 @@ fn hardlink_out_of_root_is_rejected() {
             .hardlink("stolen", target)
             .finish();
         let error = apply_layer(tar.as_slice(), &fx.dest).unwrap_err();
-        assert!(format!("{error:#}").contains("stolen"), "{target}: {error:#}");
+        assert!(
+            format!("{error:#}").contains("stolen"),
+            "{target}: {error:#}"
+        );
         assert!(!fx.dest.join("stolen").exists(), "{target}");
-        assert_eq!(fs::metadata(fx.outside.join("target")).unwrap().nlink(), 1, "{target}");
+        assert_eq!(
+            fs::metadata(fx.outside.join("target")).unwrap().nlink(),
+            1,
+            "{target}"
+        );
         assert_outside_untouched(&fx);
     }
 }
@@ -212,15 +248,27 @@ fn device_nodes_are_skipped() {
     assert_eq!(stats.skipped_devices, 2);
     assert!(!fx.dest.join("dev/null").exists());
     assert!(!fx.dest.join("dev/sda").exists());
-    assert!(fs::symlink_metadata(fx.dest.join("pipe")).unwrap().file_type().is_fifo());
+    assert!(
+        fs::symlink_metadata(fx.dest.join("pipe"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
 }
 
 #[test]
 fn symlink_loop_is_rejected() {
     let fx = fixture();
-    let tar = TarBuilder::new().symlink("a", "b").symlink("b", "a").file("a/x", b"x").finish();
+    let tar = TarBuilder::new()
+        .symlink("a", "b")
+        .symlink("b", "a")
+        .file("a/x", b"x")
+        .finish();
     let error = apply_layer(tar.as_slice(), &fx.dest).unwrap_err();
-    assert!(format!("{error:#}").contains("Too many levels of symlinks"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("Too many levels of symlinks"),
+        "{error:#}"
+    );
 }
 
 #[test]
@@ -228,7 +276,10 @@ fn file_as_parent_is_rejected() {
     let fx = fixture();
     let tar = TarBuilder::new().file("f", b"x").file("f/x", b"y").finish();
     let error = apply_layer(tar.as_slice(), &fx.dest).unwrap_err();
-    assert!(format!("{error:#}").contains("is not a directory"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("is not a directory"),
+        "{error:#}"
+    );
 }
 
 #[test]
@@ -251,6 +302,10 @@ fn compressed_layers_are_sniffed() {
         let fx = fixture();
         let reader = decompress_layer(bytes.as_slice()).unwrap();
         apply_layer(reader, &fx.dest).unwrap();
-        assert_eq!(fs::read_to_string(fx.dest.join("hello")).unwrap(), "world", "{format}");
+        assert_eq!(
+            fs::read_to_string(fx.dest.join("hello")).unwrap(),
+            "world",
+            "{format}"
+        );
     }
 }

@@ -8,7 +8,10 @@ use tar::{EntryType, Header};
 /// Returns a temp dir under /var/tmp, which is a real disk filesystem that
 /// supports the `trusted.*` xattrs overlayfs uses (tmpfs may not).
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("strata-store-test-").tempdir_in("/var/tmp").unwrap()
+    tempfile::Builder::new()
+        .prefix("strata-store-test-")
+        .tempdir_in("/var/tmp")
+        .unwrap()
 }
 
 /// Builds a tar in memory, writing entry names as given, including names
@@ -20,7 +23,9 @@ pub struct TarBuilder {
 
 impl TarBuilder {
     pub fn new() -> Self {
-        TarBuilder { builder: Some(tar::Builder::new(Vec::new())) }
+        TarBuilder {
+            builder: Some(tar::Builder::new(Vec::new())),
+        }
     }
 
     pub fn dir(&mut self, name: &str) -> &mut Self {
@@ -62,7 +67,11 @@ impl TarBuilder {
             raw.linkname[..link.len()].copy_from_slice(link.as_bytes());
         }
         header.set_cksum();
-        self.builder.as_mut().unwrap().append(&header, data).unwrap();
+        self.builder
+            .as_mut()
+            .unwrap()
+            .append(&header, data)
+            .unwrap();
         self
     }
 
@@ -76,7 +85,14 @@ pub fn tree(dir: &Path) -> Vec<String> {
     let mut paths: Vec<String> = walkdir::WalkDir::new(dir)
         .min_depth(1)
         .into_iter()
-        .map(|e| e.unwrap().path().strip_prefix(dir).unwrap().display().to_string())
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string()
+        })
         .collect();
     paths.sort();
     paths
