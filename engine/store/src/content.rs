@@ -1,6 +1,6 @@
 //! The content store: blobs under `content/sha256/<hex>`, written to a temp
 //! file under `tmp/`, fsynced and renamed into place, so a blob path either
-//! does not exist or holds the whole blob.
+//! does not exist or contains the whole blob.
 
 use crate::{Result, Store};
 use anyhow::{Context, anyhow, bail};

@@ -29,7 +29,7 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// Symlinks followed while resolving one path, as Linux's `MAXSYMLINKS`.
 const MAX_SYMLINKS: usize = 40;
 
-/// What [`apply_layer`] unpacked.
+/// Entry counts from one [`apply_layer`] run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LayerStats {
     pub files: u64,

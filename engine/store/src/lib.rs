@@ -172,8 +172,12 @@ pub(crate) fn from_millis(millis: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default()
 }
 
-/// Whether process `pid` still exists. `EPERM` means it exists but belongs
-/// to another user.
+/// Returns whether process `pid` still exists. `EPERM` means it exists but
+/// belongs to another user.
+///
+/// NOTE: pids are compared in this process's pid namespace. Two processes
+/// in different pid namespaces sharing one root can remove each other's
+/// temp files and active snapshots.
 pub(crate) fn pid_alive(pid: i64) -> bool {
     let Ok(raw) = i32::try_from(pid) else {
         return false;

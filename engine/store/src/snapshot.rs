@@ -14,8 +14,9 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// Longest parent chain `lowers` follows; overlayfs itself stops at 500
-/// lower dirs, and a longer chain means a cycle in a damaged database.
+/// Maximum parent chain length that `lowers` follows. Linux overlayfs
+/// accepts at most 500 lower dirs (`OVL_MAX_STACK`), so a longer chain can
+/// only be a cycle in a damaged database.
 const MAX_CHAIN: usize = 500;
 
 impl Store {

@@ -1,5 +1,5 @@
 //! Kills a process writing to the store with SIGKILL at random points and
-//! checks that the next open sees every committed record and nothing
+//! checks that the next open finds every committed record and nothing
 //! half-written.
 //!
 //! The writer is this test binary run again with `CHILD_ROOT` set: the
@@ -177,9 +177,9 @@ fn check_snapshot(store: &Store, id: &str) {
     }
 }
 
-/// Every blob hashes to its name, no temp file or active snapshot of the
-/// dead child remains, every snapshot dir has a committed record, and
-/// every cache record points at a committed snapshot.
+/// Checks that every blob hashes to its name, no temp file or active
+/// snapshot of the dead child remains, every snapshot dir has a committed
+/// record, and every cache record points at a committed snapshot.
 fn check_nothing_half_written(store: &Store, root: &Path) {
     for entry in fs::read_dir(root.join("content/sha256")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
