@@ -341,3 +341,43 @@ fn open_removes_leftovers_of_dead_processes() {
     assert!(store.snapshot(&committed).is_err());
     assert_eq!(store.cache_get(&key("kept")).unwrap(), None);
 }
+
+/// Two opens of one root stand in for two processes: each has its own
+/// SQLite connection, so their writes contend through WAL and the busy
+/// timeout rather than through the store's mutex.
+#[test]
+fn two_opens_write_concurrently() {
+    let dir = tempdir();
+    let stores = [
+        Store::open(dir.path()).unwrap(),
+        Store::open(dir.path()).unwrap(),
+    ];
+    std::thread::scope(|scope| {
+        for (n, store) in stores.iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..40 {
+                    let active = store.prepare(None, SnapshotKind::Regular).unwrap();
+                    let id = store.commit(active).unwrap();
+                    store
+                        .cache_put(&key(&format!("{n} {i}")), Some(&id))
+                        .unwrap();
+                    store
+                        .write_blob(&mut format!("{n} {i}").as_bytes())
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(stores[0].snapshots().unwrap().len(), 80);
+    for n in 0..2 {
+        for i in 0..40 {
+            assert!(
+                stores[1]
+                    .cache_get(&key(&format!("{n} {i}")))
+                    .unwrap()
+                    .is_some(),
+                "{n} {i}"
+            );
+        }
+    }
+}
