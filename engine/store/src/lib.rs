@@ -10,7 +10,8 @@
 //!   content/sha256/    blobs by hex digest, written to tmp/ then renamed
 //!   snapshots/<id>/fs  a snapshot's own files (an overlay upper dir)
 //!   snapshots/<id>/work  overlayfs work dir while the snapshot is active
-//!   tmp/               partial writes; emptied on open
+//!   tmp/               partial writes, named `<pid>-<random>`; those of dead
+//!                      processes are removed on open
 //! ```
 //! The store never starts processes and never mounts: it hands out
 //! directories, and the worker mounts them.

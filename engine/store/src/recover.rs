@@ -86,8 +86,9 @@ impl Store {
 
     fn remove_orphan_snapshot_dirs(&self) -> Result<()> {
         let dir = self.root().join("snapshots");
-        // List the directories before reading the rows: a process creating a
-        // snapshot now has already written its row.
+        // List the directories before reading the rows. A process writes a
+        // snapshot's row before creating its directory, so every directory
+        // listed here already has its row unless it is garbage.
         let names: Vec<String> = std::fs::read_dir(&dir)
             .with_context(|| format!("Failed to list `{}`", dir.display()))?
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
