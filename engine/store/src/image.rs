@@ -16,6 +16,7 @@ use std::path::Path;
 use strata_llb::Digest;
 use strata_llb::image::ImageConfig;
 
+/// Media type of the layers `import_rootfs` writes.
 pub const LAYER_MEDIA_TYPE_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 impl Store {

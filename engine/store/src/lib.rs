@@ -30,6 +30,7 @@ mod recover;
 mod snapshot;
 
 pub use content::BlobWriter;
+pub use image::LAYER_MEDIA_TYPE_GZIP;
 pub use layer::{LayerStats, apply_layer, decompress_layer};
 
 use std::path::{Path, PathBuf};
