@@ -89,6 +89,28 @@ impl Store {
         Ok(active.id)
     }
 
+    /// Returns the id and files directory of the build-context mirror
+    /// identified by `key` (hex), creating it on first use.
+    ///
+    /// Unlike other snapshots a context mirror is committed from the start
+    /// and updated in place by the context sync, which serialises its
+    /// writers with a lock file next to the `fs` directory.
+    pub fn context_snapshot(&self, key: &str) -> Result<(String, PathBuf)> {
+        let id: String = key.chars().filter(char::is_ascii_hexdigit).take(32).collect();
+        if id.len() != 32 {
+            bail!("Invalid context key `{key}`: expected at least 32 hex digits");
+        }
+        self.db().execute(
+            "INSERT OR IGNORE INTO snapshots (id, parent, kind, state, owner_pid, created)
+             VALUES (?1, NULL, ?2, 'committed', NULL, ?3)",
+            params![id, kind_name(SnapshotKind::SourceLocal), now_millis()],
+        )?;
+        let files = self.snapshot_dir(&id).join("fs");
+        std::fs::create_dir_all(&files)
+            .with_context(|| format!("Failed to create `{}`", files.display()))?;
+        Ok((id, files))
+    }
+
     /// Deletes an active snapshot.
     pub fn abort(&self, active: ActiveSnapshot) -> Result<()> {
         self.delete_snapshot(&active.id)
