@@ -17,8 +17,8 @@
 //!   `${VAR?w}`, `${VAR#p}`, `${VAR##p}`, `${VAR%p}`, `${VAR%%p}`,
 //!   `${VAR/p/r}` and `${VAR//p/r}` behave as in POSIX sh, except that
 //!   quotes inside a pattern are removed before the pattern is used, so a
-//!   quoted `*` is still a wildcard. Assignment (`${VAR=w}`, `${VAR:=w}`)
-//!   is an error.
+//!   quoted `*` is still a wildcard. Assignment (`${VAR=w}`, `${VAR:=w}`),
+//!   length (`${#VAR}`) and `${VAR:#p}`, `${VAR:%p}` are errors.
 //!
 //! Unlike a shell, the result is never split on whitespace by
 //! [`Lexer::process_word`]. [`Lexer::process_words`] splits on unquoted

@@ -136,9 +136,8 @@ impl<'a> Processor<'a> {
         }
     }
 
-    /// The error for a word that ended before `stop`. Callers replace it
-    /// with one that names the variable, because the word only ends early
-    /// at its last character.
+    /// Returns the error for a word that ended before `stop`. Callers
+    /// replace it with an error that names the variable.
     fn unterminated(&self, stop: char) -> ShellErrorKind {
         match stop {
             '/' => ShellErrorKind::MissingPatternSeparator {
@@ -277,6 +276,17 @@ impl<'a> Processor<'a> {
         null_is_unset: bool,
     ) -> Result<String> {
         let is_pattern = matches!(operator, Some('#' | '%'));
+        let modifier = match (null_is_unset, operator) {
+            (true, Some(op)) => format!(":{op}"),
+            (true, None) => ":".to_string(),
+            (false, op) => op.map(String::from).unwrap_or_default(),
+        };
+        // BuildKit rejects `${VAR:#…}` and `${VAR:%…}` before reading the
+        // pattern, so no name in it is looked up.
+        if null_is_unset && is_pattern {
+            return Err(ShellErrorKind::UnsupportedModifier { name, modifier });
+        }
+
         let (word, _) = self.process_until(Some('}'), is_pattern).map_err(|err| {
             if self.peek().is_none() {
                 ShellErrorKind::MissingBrace { name: name.clone() }
@@ -285,11 +295,6 @@ impl<'a> Processor<'a> {
             }
         })?;
 
-        let modifier = match (null_is_unset, operator) {
-            (true, Some(op)) => format!(":{op}"),
-            (true, None) => ":".to_string(),
-            (false, op) => op.map(String::from).unwrap_or_default(),
-        };
         // The operand is expanded before the variable is looked up, so its
         // names are recorded even when the operand is not used.
         let value = self.lookup(&name);
@@ -332,7 +337,6 @@ impl<'a> Processor<'a> {
                 Err(ShellErrorKind::Required { name, message })
             }
             (Some(op @ ('#' | '%')), value) => {
-                // The `:` forms of `#` and `%` behave like the plain ones.
                 let value = match value {
                     Some(Found::Value(value)) => value,
                     _ => String::new(),
