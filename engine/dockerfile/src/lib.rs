@@ -7,3 +7,4 @@
 //! [`convert::ImageResolver`].
 
 pub mod ast;
+pub mod shell;
