@@ -1,7 +1,7 @@
 //! Runs an exec's process in a runc container on a mounted rootfs.
 
 use crate::paths::resolve_in_root;
-use crate::spec::{SpecInput, build_spec, hosts_file, resolv_conf};
+use crate::spec::{SpecInput, build_spec, container_cwd, hosts_file, resolv_conf};
 use crate::user::resolve_exec_user;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -166,7 +166,7 @@ fn prepare_bundle(bundle: &Path, request: &ExecRequest<'_>) -> Result<()> {
         .with_context(|| format!("Failed to create bundle `{}`", bundle.display()))?;
     let user = resolve_exec_user(request.rootfs, &request.meta.user)?;
 
-    let cwd = resolve_in_root(request.rootfs, &request.meta.cwd, true)?;
+    let cwd = resolve_in_root(request.rootfs, &container_cwd(request.meta), true)?;
     if !cwd.exists() {
         crate::fileop::mkdir_all(&cwd, 0o755, Some((user.uid, user.gid)), None).with_context(
             || {

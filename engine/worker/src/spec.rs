@@ -87,9 +87,25 @@ const ALL_CAPABILITY_NAMES: &[&str] = &[
 ];
 
 /// Open-file limit of the exec, as containerd's default spec (which
-/// BuildKit uses): soft 1024, hard 1048576.
+/// BuildKit uses): soft 1024, hard 1048576. Both are capped at this
+/// process's own hard limit, since raising it needs `CAP_SYS_RESOURCE` in
+/// the host's user namespace.
 const NOFILE_SOFT: u64 = 1024;
 const NOFILE_HARD: u64 = 1_048_576;
+
+fn nofile_limits() -> (u64, u64) {
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `current` is a valid `rlimit` for the kernel to fill.
+    let hard = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) } == 0 {
+        NOFILE_HARD.min(current.rlim_max)
+    } else {
+        NOFILE_HARD
+    };
+    (NOFILE_SOFT.min(hard), hard)
+}
 
 /// Everything the spec is built from.
 pub(crate) struct SpecInput<'a> {
@@ -130,17 +146,18 @@ pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         .gid(input.user.gid)
         .additional_gids(input.user.additional_gids.clone())
         .build()?;
+    let (soft, hard) = nofile_limits();
     let rlimit = PosixRlimitBuilder::default()
         .typ(PosixRlimitType::RlimitNofile)
-        .soft(NOFILE_SOFT)
-        .hard(NOFILE_HARD)
+        .soft(soft)
+        .hard(hard)
         .build()?;
     let process = ProcessBuilder::default()
         .terminal(false)
         .user(user)
         .args(input.meta.args.clone())
         .env(env)
-        .cwd(input.meta.cwd.clone())
+        .cwd(container_cwd(input.meta))
         .capabilities(capabilities)
         .rlimits(vec![rlimit])
         .no_new_privileges(false)
@@ -195,6 +212,16 @@ pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         .linux(linux.build()?)
         .build()?;
     Ok(spec)
+}
+
+/// Returns the exec's working directory as an absolute path, `/` when
+/// empty, because runc requires an absolute `cwd`.
+pub(crate) fn container_cwd(meta: &ExecMeta) -> String {
+    if meta.cwd.starts_with('/') {
+        meta.cwd.clone()
+    } else {
+        format!("/{}", meta.cwd)
+    }
 }
 
 fn mount(destination: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount> {
