@@ -80,26 +80,43 @@ fn mkdir(
 }
 
 /// Creates `target` and its missing parents. Only the directories this call
-/// creates get `mode`, `owner` and `timestamp`.
+/// creates get `mode`, `owner` and `timestamp`; times are set deepest first
+/// so creating a child does not change its parent's.
 pub(crate) fn mkdir_all(
     target: &Path,
     mode: u32,
     owner: Option<(u32, u32)>,
     timestamp: Option<i64>,
 ) -> Result<()> {
-    match target.metadata() {
-        Ok(metadata) if metadata.is_dir() => return Ok(()),
-        Ok(_) => bail!("`{}` exists and is not a directory", target.display()),
-        Err(_) => {}
+    let mut missing = Vec::new();
+    let mut current = target;
+    loop {
+        match current.metadata() {
+            Ok(metadata) if metadata.is_dir() => break,
+            Ok(_) => bail!("`{}` exists and is not a directory", current.display()),
+            Err(_) => missing.push(current.to_path_buf()),
+        }
+        match current.parent() {
+            Some(parent) => current = parent,
+            None => break,
+        }
     }
-    if let Some(parent) = target.parent() {
-        mkdir_all(parent, mode, owner, timestamp)?;
+
+    let mut created = Vec::new();
+    for dir in missing.iter().rev() {
+        match std::fs::create_dir(dir) {
+            Ok(()) => {
+                set_metadata(dir, Some(mode), owner, None)?;
+                created.push(dir);
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error.into()),
+        }
     }
-    match std::fs::create_dir(target) {
-        Ok(()) => set_metadata(target, Some(mode), owner, timestamp),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(error.into()),
+    for dir in created.iter().rev() {
+        set_metadata(dir, None, None, timestamp)?;
     }
+    Ok(())
 }
 
 fn mkfile(

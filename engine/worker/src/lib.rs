@@ -15,9 +15,11 @@ mod paths;
 pub mod runc;
 mod spec;
 pub mod user;
+mod worker;
 
 pub use checksum::checksum;
 pub use fileop::apply_file_actions;
 pub use mount::OverlayMount;
 pub use runc::{BindMount, ExecRequest, RuncExecutor};
 pub use user::{ResolvedUser, resolve_exec_user};
+pub use worker::{Worker, WorkerConfig};
