@@ -162,11 +162,12 @@ fn copy_entry(
     let target = target.to_path_buf();
     remove_non_dir(&target)?;
     let key = (metadata.dev(), metadata.ino());
-    if metadata.nlink() > 1 && !file_type.is_dir() {
-        if let Some(first) = cx.hardlinks.get(&key) {
-            std::fs::hard_link(first, &target)?;
-            return Ok(true);
-        }
+    if metadata.nlink() > 1
+        && !file_type.is_dir()
+        && let Some(first) = cx.hardlinks.get(&key)
+    {
+        std::fs::hard_link(first, &target)?;
+        return Ok(true);
     }
 
     if file_type.is_symlink() {
@@ -314,7 +315,7 @@ fn finish_entry(
 fn copy_xattrs(source: &Path, target: &Path) -> Result<()> {
     let source_c = CString::new(source.as_os_str().as_bytes())?;
     let target_c = CString::new(target.as_os_str().as_bytes())?;
-    // SAFETY: a null buffer with size 0 asks only for the list's length.
+    // SAFETY: with a null buffer and size 0 the call only returns the list's length.
     let size = unsafe { libc::llistxattr(source_c.as_ptr(), std::ptr::null_mut(), 0) };
     if size <= 0 {
         return Ok(());
@@ -342,7 +343,7 @@ fn copy_xattrs(source: &Path, target: &Path) -> Result<()> {
         if length < 0 {
             continue;
         }
-        // SAFETY: `value` holds `length` initialised bytes.
+        // SAFETY: the first `length` bytes of `value` are initialised.
         let result = unsafe {
             libc::lsetxattr(
                 target_c.as_ptr(),

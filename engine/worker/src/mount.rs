@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const MOUNT_OPTIONS_MAX: usize = 4096;
 
 /// Maximum number of lower directories one overlay accepts (`OVL_MAX_STACK`
-/// in the Linux kernel's `fs/overlayfs/params.c`).
+/// in Linux overlayfs).
 const OVERLAY_MAX_LOWERS: usize = 500;
 
 static SHORT_DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -64,10 +64,10 @@ impl OverlayMount {
 
 impl Drop for OverlayMount {
     fn drop(&mut self) {
-        if self.mounted {
-            if let Err(error) = unmount_path(&self.target) {
-                tracing::warn!(target = %self.target.display(), "{error:#}");
-            }
+        if self.mounted
+            && let Err(error) = unmount_path(&self.target)
+        {
+            tracing::warn!(target = %self.target.display(), "{error:#}");
         }
     }
 }
@@ -179,8 +179,8 @@ fn mount_overlay_with(options: &str, target: &Path) -> Result<()> {
     })
 }
 
-/// A temporary directory of symlinks named `0`, `1`, … pointing at the
-/// lower directories, so the option string stays short.
+/// A temporary directory of symlinks named by hex index (`0`, `1`, … `a`)
+/// pointing at the lower directories, so the option string stays short.
 struct ShortLinks {
     dir: PathBuf,
     names: Vec<String>,

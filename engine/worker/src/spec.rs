@@ -21,8 +21,7 @@ pub const DEFAULT_HOSTNAME: &str = "buildkitsandbox";
 /// `system.DefaultPathEnvUnix`.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Capabilities of a sandboxed exec: Docker's default set (moby's
-/// `oci/caps/defaults.go`).
+/// Capabilities of a sandboxed exec: the default set of Docker's runtime.
 const DEFAULT_CAPABILITIES: &[Capability] = &[
     Capability::Chown,
     Capability::DacOverride,

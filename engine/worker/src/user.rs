@@ -33,7 +33,7 @@ struct GroupEntry {
 /// `uid:gid` (empty means root) against the files in `root`.
 ///
 /// Supplementary groups are the groups that list the user as a member,
-/// added only when no group is given, as runc's `GetExecUser` does.
+/// added only when no group is given.
 pub fn resolve_exec_user(root: &Path, spec: &str) -> Result<ResolvedUser> {
     let (user_part, group_part) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
@@ -59,7 +59,7 @@ pub fn resolve_exec_user(root: &Path, spec: &str) -> Result<ResolvedUser> {
             let additional = match entry {
                 Some(entry) => groups
                     .iter()
-                    .filter(|g| g.gid != gid && g.members.iter().any(|m| *m == entry.name))
+                    .filter(|g| g.gid != gid && g.members.contains(&entry.name))
                     .map(|g| g.gid)
                     .collect(),
                 None => Vec::new(),
