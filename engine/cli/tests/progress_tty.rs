@@ -2,6 +2,7 @@ mod progress_support;
 
 use progress_support::{failed_build, successful_build};
 use strata_cli::progress::TtyOptions;
+use strata_solver::events::Event;
 use unicode_width::UnicodeWidthStr;
 
 /// Shows escape characters, so snapshots show where frames redraw.
@@ -90,4 +91,35 @@ async fn tty_live_frames_fit_height() {
             "frame of {rows} rows, expected at most 4: {frame:?}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tty_clock_advances_between_events() {
+    let script = successful_build();
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let buffer = progress_support::SharedBuffer::default();
+    let options = TtyOptions {
+        width: 72,
+        height: 20,
+        color: false,
+    };
+    let handle =
+        strata_cli::progress::spawn_tty_renderer(receiver, Box::new(buffer.clone()), options);
+
+    // Up to `RUN make`'s start at 130 ms, then two idle seconds.
+    for event in script
+        .events
+        .iter()
+        .take_while(|event| !matches!(event.event, Event::Log { .. }))
+    {
+        sender.send(event.clone()).unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    drop(sender);
+    handle.await.unwrap();
+
+    let output = buffer.text();
+    // Ticks come every 100 ms, so the last live frame shows about 2.0s.
+    assert!(output.contains("[+] Building 1.5s"), "{output}");
+    assert!(output.contains(" => [build 2/4] RUN make"), "{output}");
 }

@@ -17,11 +17,11 @@ mod tty;
 use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::str::FromStr;
-use std::time::Instant;
 
 use strata_solver::events::StampedEvent;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 pub use state::LogLine;
 pub use summary::{FAILURE_LOG_LINES, FailedVertex, RenderSummary, render_failure};
@@ -35,7 +35,7 @@ use tty::{FRAME_INTERVAL, TtyRenderer};
 /// Terminal size used when stderr's cannot be read.
 const FALLBACK_SIZE: (usize, usize) = (80, 24);
 
-/// How build progress is shown, as in `docker build --progress`.
+/// Output style of build progress, as in `docker build --progress`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProgressMode {
     /// `tty` when stderr is a terminal, else `plain`.
@@ -115,8 +115,8 @@ impl TtyOptions {
 }
 
 /// Renders `events` to `out` until every sender is dropped, and returns
-/// what the build did. `Auto` is resolved against stderr; a tty renderer
-/// fits its lines to stderr's terminal.
+/// what the build did. `Auto` is resolved against stderr, and a tty
+/// renderer fits its lines to stderr's terminal.
 pub fn spawn_renderer(
     mode: ProgressMode,
     events: UnboundedReceiver<StampedEvent>,
@@ -188,4 +188,50 @@ pub fn spawn_tty_renderer(
         }
         renderer.finish()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_parses_docker_names() {
+        assert_eq!("auto".parse::<ProgressMode>().unwrap(), ProgressMode::Auto);
+        assert_eq!("tty".parse::<ProgressMode>().unwrap(), ProgressMode::Tty);
+        assert_eq!(
+            "plain".parse::<ProgressMode>().unwrap(),
+            ProgressMode::Plain
+        );
+        assert_eq!(
+            "rawjson".parse::<ProgressMode>().unwrap(),
+            ProgressMode::RawJson
+        );
+        assert_eq!(
+            "quiet".parse::<ProgressMode>().unwrap(),
+            ProgressMode::Quiet
+        );
+    }
+
+    #[test]
+    fn mode_rejects_unknown_name() {
+        let error = "json".parse::<ProgressMode>().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "Invalid progress mode `json`: use one of `auto`, `tty`, `plain`, `rawjson` or `quiet`"
+        );
+    }
+
+    #[test]
+    fn mode_display_round_trips() {
+        for (name, mode) in MODE_NAMES {
+            assert_eq!(mode.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn resolve_keeps_explicit_modes() {
+        assert_eq!(ProgressMode::Plain.resolve(), ProgressMode::Plain);
+        assert_eq!(ProgressMode::Tty.resolve(), ProgressMode::Tty);
+        assert_ne!(ProgressMode::Auto.resolve(), ProgressMode::Auto);
+    }
 }

@@ -116,12 +116,12 @@ impl<W: Write> PlainRenderer<W> {
         if self.current.as_ref() == Some(key) {
             return;
         }
-        if let Some(previous) = self.current.take() {
-            if let Some(step) = self.state.step(&previous) {
-                if !step.state.is_finished() {
-                    let _ = writeln!(self.out, "#{} ...", step.number.unwrap_or(0));
-                }
-            }
+        let previous = self.current.take();
+        let unfinished = previous
+            .as_ref()
+            .and_then(|previous| self.state.step(previous));
+        if let Some(step) = unfinished.filter(|step| !step.state.is_finished()) {
+            let _ = writeln!(self.out, "#{} ...", step.number.unwrap_or(0));
         }
         if self.printed_any {
             let _ = writeln!(self.out);

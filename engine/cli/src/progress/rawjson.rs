@@ -23,8 +23,9 @@ impl<W: Write> RawJsonRenderer<W> {
 
     pub(crate) fn handle(&mut self, stamped: &StampedEvent) {
         self.state.apply(stamped);
-        // Serializing an event cannot fail: every field is a string, number
-        // or plain enum.
+        // Serializing cannot fail, because an event contains only strings,
+        // numbers, timestamps and enums. A failure would skip the line
+        // rather than panic, because progress output must never stop a build.
         if let Ok(mut line) = serde_json::to_string(stamped) {
             line.push('\n');
             let _ = self.out.write_all(line.as_bytes());

@@ -23,8 +23,8 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// What a step is: a graph vertex, or a phase outside the graph such as
-/// exporting.
+/// Identity of a step: a graph vertex, or a phase outside the graph such
+/// as exporting.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum StepKey {
     Vertex(Digest),
@@ -76,6 +76,7 @@ struct PartialLine {
 }
 
 #[derive(Clone, Debug)]
+/// A vertex or phase as the renderers track it.
 pub(crate) struct Step {
     pub name: String,
     pub location: Option<SourceLocation>,

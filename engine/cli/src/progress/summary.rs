@@ -1,5 +1,5 @@
-//! What a renderer hands back when the event stream ends, and the failure
-//! block printed from it.
+//! The summary a renderer returns when the event stream ends, and the
+//! failure block printed from it.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use strata_llb::SourceLocation;
 
 use super::state::LogLine;
 
-/// How many of the failed vertex's last log lines the summary keeps.
+/// Number of the failed vertex's last log lines the summary keeps.
 pub const FAILURE_LOG_LINES: usize = 20;
 
 /// Counts of the build's vertices by outcome, and the first failure.
@@ -28,8 +28,8 @@ pub struct RenderSummary {
     pub failure: Option<FailedVertex>,
     /// Warnings in the order sent, with the line they point at.
     pub warnings: Vec<String>,
-    /// Outcome from the build's finish event; `None` when the stream ended
-    /// without one.
+    /// Outcome from the build's finish event, or `None` when the stream
+    /// ended without one.
     pub success: Option<bool>,
     pub duration: Option<Duration>,
 }

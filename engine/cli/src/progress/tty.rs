@@ -14,7 +14,7 @@ use super::summary::RenderSummary;
 /// The shortest time between two frames: at most ten redraws a second.
 pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How many of a running step's last log lines the live view shows.
+/// Number of a running step's last log lines the live view shows.
 const LOG_TAIL_LINES: usize = 6;
 
 const DIM: &str = "\x1b[2m";
@@ -27,13 +27,13 @@ const RESET: &str = "\x1b[0m";
 pub struct TtyOptions {
     /// Columns each line is fitted to.
     pub width: usize,
-    /// Rows a live frame may take; the final frame takes as many as it needs.
+    /// Rows a live frame may take. The final frame takes as many as it needs.
     pub height: usize,
     pub color: bool,
 }
 
-/// What a frame line shows; decides which lines go first when a live frame
-/// is taller than the terminal.
+/// Kind of a frame line, which decides the lines dropped first when a live
+/// frame is taller than the terminal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LineKind {
     Header,

@@ -165,7 +165,7 @@ pub const MAKE: &str = "[build 2/4] RUN make";
 pub const COPY: &str = "[build 3/4] COPY . /src";
 pub const TEST: &str = "[build 4/4] RUN ./test.sh";
 
-/// A build of five vertices: a cached base, a context transfer, a `RUN`
+/// Returns a build of five vertices: a cached base, a context transfer, a `RUN`
 /// whose output arrives in chunks that split lines and interleaves with a
 /// `COPY`, a test step, an export phase and a warning.
 pub fn successful_build() -> Script {
@@ -256,7 +256,7 @@ pub const TOOLS: &str = "[tools 1/1] RUN apk add curl";
 pub const CONFIGURE_ERROR: &str =
     "process \"/bin/sh -c ./configure && make\" did not complete successfully: exit code: 1";
 
-/// A build whose `RUN ./configure` prints 25 lines, the last without a
+/// Returns a build whose `RUN ./configure` prints 25 lines, the last without a
 /// newline, then fails, which cancels a step running beside it.
 pub fn failed_build() -> Script {
     let mut script = Script::new();
