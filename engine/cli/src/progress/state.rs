@@ -75,8 +75,8 @@ struct PartialLine {
     time: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug)]
 /// A vertex or phase as the renderers track it.
+#[derive(Clone, Debug)]
 pub(crate) struct Step {
     pub name: String,
     pub location: Option<SourceLocation>,
@@ -470,4 +470,107 @@ fn stream_slot(stream: LogStream) -> usize {
 /// stamped them went backwards.
 pub(crate) fn between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
     (later - earlier).to_std().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use strata_solver::events::EVENT_FORMAT_VERSION;
+
+    fn at(ms: i64, event: Event) -> StampedEvent {
+        let start = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        let time = start + chrono::Duration::milliseconds(ms);
+        StampedEvent {
+            v: EVENT_FORMAT_VERSION,
+            time,
+            event,
+        }
+    }
+
+    fn vertex() -> Digest {
+        Digest::of_bytes(b"vertex")
+    }
+
+    fn log(stream: LogStream, data: &str) -> Event {
+        Event::Log {
+            vertex: vertex(),
+            stream,
+            data: data.into(),
+        }
+    }
+
+    fn texts(state: &BuildState) -> Vec<&str> {
+        let step = state.step(&StepKey::Vertex(vertex())).unwrap();
+        step.logs.iter().map(|line| line.text.as_str()).collect()
+    }
+
+    #[test]
+    fn log_lines_join_across_chunks() {
+        let mut state = BuildState::default();
+        state.apply(&at(0, Event::VertexStarted { vertex: vertex() }));
+        state.apply(&at(100, log(LogStream::Stdout, "one\ntw")));
+        state.apply(&at(200, log(LogStream::Stderr, "err")));
+        state.apply(&at(300, log(LogStream::Stdout, "o\r\n")));
+        assert_eq!(texts(&state), ["one", "two"]);
+
+        let step = state.step(&StepKey::Vertex(vertex())).unwrap();
+        assert_eq!(step.logs[1].offset, Duration::from_millis(100));
+        assert_eq!(step.partial_lines().collect::<Vec<_>>(), ["err"]);
+    }
+
+    #[test]
+    fn finish_flushes_partial_lines() {
+        let mut state = BuildState::default();
+        state.apply(&at(0, Event::VertexStarted { vertex: vertex() }));
+        state.apply(&at(100, log(LogStream::Stderr, "no newline")));
+        let failed = Event::VertexFailed {
+            vertex: vertex(),
+            error: "exit code: 1".into(),
+            duration_ms: 150,
+        };
+        state.apply(&at(150, failed));
+        assert_eq!(texts(&state), ["no newline"]);
+
+        let summary = state.summary();
+        assert_eq!(summary.failed, 1);
+        assert_eq!(summary.failure.unwrap().last_logs.len(), 1);
+    }
+
+    #[test]
+    fn canceled_vertex_is_not_the_failure() {
+        let mut state = BuildState::default();
+        state.apply(&at(0, Event::VertexStarted { vertex: vertex() }));
+        let canceled = Event::VertexFailed {
+            vertex: vertex(),
+            error: CANCELED_ERROR.into(),
+            duration_ms: 5,
+        };
+        state.apply(&at(5, canceled));
+        let summary = state.summary();
+        assert_eq!(summary.canceled, 1);
+        assert_eq!(summary.failed, 0);
+        assert_eq!(summary.failure, None);
+    }
+
+    #[test]
+    fn vertexless_progress_joins_open_phase() {
+        let mut state = BuildState::default();
+        let phase = Event::Phase {
+            id: "export".into(),
+            name: "exporting".into(),
+            duration_ms: None,
+        };
+        state.apply(&at(0, phase));
+        let progress = Event::Progress {
+            vertex: None,
+            id: "exporting layers".into(),
+            current: 1,
+            total: Some(2),
+            unit: "layers".into(),
+        };
+        let key = state.apply(&at(10, progress));
+        assert_eq!(key, Some(StepKey::Phase("export".into())));
+        assert_eq!(state.all_steps().count(), 1);
+    }
 }
