@@ -7,3 +7,6 @@
 //! [`convert::ImageResolver`].
 
 pub mod ast;
+pub mod dockerignore;
+pub mod dump;
+pub mod parser;
