@@ -10,11 +10,11 @@ pub struct ParseError {
     message: String,
     line: usize,
     column: Option<usize>,
+    // Shared to keep `Result<_, ParseError>` small.
     #[source_code]
-    source_code: NamedSource<String>,
-    #[label("{label}")]
+    source_code: std::sync::Arc<NamedSource<String>>,
+    #[label("here")]
     span: SourceSpan,
-    label: String,
 }
 
 impl ParseError {
@@ -26,9 +26,8 @@ impl ParseError {
             message: message.into(),
             line,
             column: None,
-            source_code: NamedSource::new("Dockerfile", text.to_string()),
+            source_code: std::sync::Arc::new(NamedSource::new("Dockerfile", text.to_string())),
             span,
-            label: "here".to_string(),
         }
     }
 
@@ -44,7 +43,7 @@ impl ParseError {
     /// Dockerfile that is not called `Dockerfile`.
     pub fn with_file_name(mut self, name: &str) -> Self {
         let text = self.source_code.inner().clone();
-        self.source_code = NamedSource::new(name, text);
+        self.source_code = std::sync::Arc::new(NamedSource::new(name, text));
         self
     }
 

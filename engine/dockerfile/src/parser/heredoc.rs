@@ -9,7 +9,7 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     let Some(opener) = Opener::parse(word) else {
         return Ok(None);
     };
-    opener.into_heredoc(opener.rest)
+    opener.build_heredoc(opener.rest)
 }
 
 /// Lists the here-documents a shell-form instruction line opens, in order.
@@ -36,7 +36,7 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
         } else {
             opener.rest
         };
-        if let Some(heredoc) = opener.into_heredoc(rest)? {
+        if let Some(heredoc) = opener.build_heredoc(rest)? {
             heredocs.push(heredoc);
         }
     }
@@ -73,7 +73,7 @@ impl<'a> Opener<'a> {
     /// Builds the heredoc for delimiter text `rest`. Expansion is off when
     /// any part of the delimiter was quoted, which shows as a different
     /// number of quote characters with and without quote removal.
-    fn into_heredoc(&self, rest: &str) -> Result<Option<Heredoc>, String> {
+    fn build_heredoc(&self, rest: &str) -> Result<Option<Heredoc>, String> {
         if rest.is_empty() {
             return Ok(None);
         }
