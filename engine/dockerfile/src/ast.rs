@@ -56,7 +56,7 @@ pub struct Directives {
 pub struct ParseWarning {
     /// One line, such as `Empty continuation line found in: RUN a b`.
     pub message: String,
-    /// What will happen or what to do about it.
+    /// A follow-up sentence: the consequence or the fix.
     pub detail: String,
     pub line: usize,
 }

@@ -19,7 +19,7 @@ pub struct IgnoreError {
     pub line: usize,
     /// The pattern after normalisation, `!` included.
     pub pattern: String,
-    /// Why the pattern was rejected.
+    /// The reason the pattern was rejected.
     pub reason: String,
 }
 
@@ -62,7 +62,7 @@ impl DockerIgnore {
         Ok(ignore)
     }
 
-    /// The normalised patterns in file order, exceptions with their `!`.
+    /// Returns the normalised patterns in file order, exceptions with their `!`.
     pub fn patterns(&self) -> &[String] {
         &self.patterns
     }
@@ -165,8 +165,9 @@ fn ancestors(parent: &str) -> Vec<String> {
 /// only match a deeper path when it has more segments than `dir` and its
 /// leading segments match `dir`'s components. A shorter pattern matches
 /// `dir` and everything under it alike, so it cannot keep a child of an
-/// excluded `dir`. Patterns with `**`, negated classes or escapes are
-/// answered with a conservative true once their literal prefix fits.
+/// excluded `dir`. Patterns with negated classes or escapes always give a
+/// conservative true, and patterns with `**` give true once the segments
+/// before the first `**` match.
 fn could_match_below(text: &str, dir: &[&str]) -> bool {
     let segments: Vec<&str> = text.split('/').collect();
     // Negated classes can match `/` and escapes can hide one, so segment

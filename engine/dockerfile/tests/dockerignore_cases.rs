@@ -131,7 +131,7 @@ impl Tree {
 }
 
 /// Walks `tree` the way a build-context walker should: excluded directories
-/// are entered only when `may_include_under` says an exception could keep
+/// are entered only when `may_include_under` reports that an exception could keep
 /// something below them, and an excluded directory is emitted only when it
 /// holds a kept entry.
 ///

@@ -4,7 +4,7 @@
 
 use regex::Regex;
 
-/// How a compiled pattern is tested against a path.
+/// The test a compiled pattern applies to a path.
 #[derive(Clone, Debug)]
 enum Matcher {
     /// The pattern has no wildcard: the path must equal it.
@@ -122,10 +122,10 @@ enum Kind {
 }
 
 /// Parses a character class whose `[` is just before `at`, with Go
-/// `filepath.Match` rules: an optional `^`, then one or more characters or
-/// `lo-hi` ranges, where `\` escapes the next character and an unescaped
-/// `-` or `]` may not start an item. Returns the class as a regex and the
-/// index after its `]`.
+/// `filepath.Match` rules. A class is an optional `^` and one or more
+/// characters or `lo-hi` ranges. Inside it `\` escapes the next character,
+/// and an unescaped `-` or `]` may not start an item. Returns the class as a
+/// regex and the index after its `]`.
 fn parse_class(chars: &[char], mut at: usize) -> Result<(String, usize), String> {
     let mut class = String::from("[");
     if chars.get(at) == Some(&'^') {

@@ -10,7 +10,7 @@ pub(crate) const SYNTAX: &str = "syntax";
 pub(crate) const ESCAPE: &str = "escape";
 pub(crate) const CHECK: &str = "check";
 
-/// Directive names BuildKit knows. Any other `# key=value` line ends the
+/// Directive names BuildKit recognises. Any other `# key=value` line ends the
 /// directive block.
 const KNOWN: [&str; 3] = [SYNTAX, ESCAPE, CHECK];
 

@@ -47,17 +47,17 @@ impl ParseError {
         self
     }
 
-    /// The message without the `Dockerfile:LINE:` prefix.
+    /// Returns the message without the `Dockerfile:LINE:` prefix.
     pub fn message(&self) -> &str {
         &self.message
     }
 
-    /// The 1-based line the error is about.
+    /// Returns the 1-based line the error is about.
     pub fn line(&self) -> usize {
         self.line
     }
 
-    /// The 1-based byte column, when the error points inside the line.
+    /// Returns the 1-based byte column, when the error points inside the line.
     pub fn column(&self) -> Option<usize> {
         self.column
     }

@@ -16,7 +16,7 @@ pub use heredoc::{heredocs_from_line, parse_heredoc};
 use crate::ast::{Ast, Directives, Node, ParseWarning};
 use directives::DirectiveParser;
 
-/// The longest physical line accepted, in bytes without the newline. The
+/// The maximum length of a physical line, in bytes without the newline. The
 /// limit is BuildKit's, which comes from Go's `bufio.Scanner` buffer.
 pub const MAX_LINE_BYTES: usize = 65535;
 
