@@ -7,4 +7,7 @@
 //! [`convert::ImageResolver`].
 
 pub mod ast;
+pub mod dockerignore;
+pub mod dump;
+pub mod parser;
 pub mod shell;
