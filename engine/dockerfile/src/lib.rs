@@ -7,3 +7,6 @@
 //! [`convert::ImageResolver`].
 
 pub mod ast;
+pub mod convert;
+pub mod instructions;
+pub mod shell;
