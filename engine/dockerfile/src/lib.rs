@@ -8,5 +8,8 @@
 
 pub mod ast;
 pub mod convert;
+pub mod dockerignore;
+pub mod dump;
 pub mod instructions;
+pub mod parser;
 pub mod shell;
