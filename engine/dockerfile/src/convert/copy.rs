@@ -276,7 +276,8 @@ impl Dispatcher<'_> {
     }
 
     /// Returns a COPY heredoc body: tabs stripped for `<<-`, and expanded
-    /// unless the delimiter was quoted. Quotes in the body stay literal.
+    /// unless the delimiter was quoted. Quotes in the body stay literal
+    /// because they belong to the file, not to the Dockerfile.
     fn heredoc_data(
         &self,
         state: &StageState,
@@ -291,14 +292,10 @@ impl Dispatcher<'_> {
         if !heredoc.expand {
             return Ok(body.into_bytes());
         }
-        let mut escaped = String::with_capacity(body.len());
-        for c in body.chars() {
-            if c == '"' || c == '\'' {
-                escaped.push(self.escape);
-            }
-            escaped.push(c);
-        }
-        Ok(self.expand(state, node, &escaped)?.into_bytes())
+        let lexer = self.lexer.clone().skip_process_quotes(true);
+        let env = state.args.expansion_env(state.config.config.env.as_deref().unwrap_or_default());
+        let expanded = lexer.process_word(&body, &env).map_err(|e| Failure::at(node, e.to_string()))?;
+        Ok(expanded.value.into_bytes())
     }
 }
 

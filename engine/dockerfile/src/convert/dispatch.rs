@@ -39,8 +39,6 @@ pub(crate) struct Dispatcher<'a> {
     pub lexer: &'a Lexer,
     pub globals: &'a GlobalArgs,
     pub stages: &'a [Stage<'a>],
-    /// The escape character, for quoting text before expansion.
-    pub escape: char,
     resolved: BTreeMap<(String, Platform), ResolvedImage>,
 }
 
@@ -51,16 +49,13 @@ impl<'a> Dispatcher<'a> {
         lexer: &'a Lexer,
         globals: &'a GlobalArgs,
         stages: &'a [Stage<'a>],
-        escape: char,
     ) -> Self {
         Dispatcher {
             options,
             resolver,
             lexer,
             globals,
-            stages,
-            escape,
-            resolved: BTreeMap::new(),
+            stages, resolved: BTreeMap::new(),
         }
     }
 

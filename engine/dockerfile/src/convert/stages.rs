@@ -64,7 +64,7 @@ pub(crate) async fn convert(
 
     let mut graph = Graph::default();
     let mut warnings = Vec::new();
-    let mut dispatcher = Dispatcher::new(options, resolver, &lexer, &globals, &stages, escape);
+    let mut dispatcher = Dispatcher::new(options, resolver, &lexer, &globals, &stages);
     let mut states: BTreeMap<usize, StageState> = BTreeMap::new();
     for stage in stages.iter().filter(|s| needed.contains(&s.index)) {
         let state = dispatcher
