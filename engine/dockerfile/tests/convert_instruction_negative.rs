@@ -14,7 +14,10 @@ fn expected_text(raw: &str) -> String {
 
 #[test]
 fn instruction_negative_cases_fail() {
-    let root = format!("{}/../../tests/cases/parser/instruction-negative", env!("CARGO_MANIFEST_DIR"));
+    let root = format!(
+        "{}/../../tests/cases/parser/instruction-negative",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let mut checked = 0;
     for entry in std::fs::read_dir(&root).unwrap() {
         let dir = entry.unwrap().path();
@@ -30,7 +33,11 @@ fn instruction_negative_cases_fail() {
             .filter_map(|node| instructions::parse(node).err())
             .map(|e| e.message)
             .collect();
-        assert_eq!(errors.len(), 1, "{dir:?}: expected one rejected instruction, got {errors:?}");
+        assert_eq!(
+            errors.len(),
+            1,
+            "{dir:?}: expected one rejected instruction, got {errors:?}"
+        );
         // Messages start with a capital letter here, so compare without case.
         assert!(
             errors[0].to_lowercase().contains(&expected.to_lowercase()),
@@ -50,17 +57,36 @@ fn parse_one(text: &str) -> Result<instructions::Instruction, instructions::Inst
 #[test]
 fn unknown_instruction_suggests_keyword() {
     let error = parse_one("FNTRYPOINT [\"/bin/sh\"]").unwrap_err();
-    assert!(error.message.to_lowercase().contains("unknown instruction: fntrypoint"), "{}", error.message);
-    assert!(error.message.contains("did you mean ENTRYPOINT?"), "{}", error.message);
+    assert!(
+        error
+            .message
+            .to_lowercase()
+            .contains("unknown instruction: fntrypoint"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("did you mean ENTRYPOINT?"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
 fn unknown_flag_lists_valid_flags() {
     let error = parse_one("COPY --frm=build a b").unwrap_err();
     assert!(error.message.contains("`--frm`"), "{}", error.message);
-    assert!(error.message.contains("`--from`, `--chown`"), "{}", error.message);
+    assert!(
+        error.message.contains("`--from`, `--chown`"),
+        "{}",
+        error.message
+    );
     let error = parse_one("USER --x=1 root").unwrap_err();
-    assert!(error.message.contains("USER takes no flags"), "{}", error.message);
+    assert!(
+        error.message.contains("USER takes no flags"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
@@ -68,12 +94,22 @@ fn healthcheck_errors_match_docker() {
     let cases = [
         ("HEALTHCHECK NONE x", "HEALTHCHECK NONE takes no arguments"),
         ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
-        ("HEALTHCHECK CONNECT TCP 7000", "Unknown type \"CONNECT\" in HEALTHCHECK (try CMD)"),
-        ("HEALTHCHECK --retries=-1 CMD true", "--retries cannot be negative (-1)"),
+        (
+            "HEALTHCHECK CONNECT TCP 7000",
+            "Unknown type \"CONNECT\" in HEALTHCHECK (try CMD)",
+        ),
+        (
+            "HEALTHCHECK --retries=-1 CMD true",
+            "--retries cannot be negative (-1)",
+        ),
     ];
     for (text, expected) in cases {
         let error = parse_one(text).unwrap_err();
-        assert!(error.message.contains(expected), "`{text}` gave `{}`", error.message);
+        assert!(
+            error.message.contains(expected),
+            "`{text}` gave `{}`",
+            error.message
+        );
     }
     assert!(parse_one("HEALTHCHECK --interval=0ms CMD true").is_ok());
     assert!(parse_one("HEALTHCHECK --interval=1ms CMD true").is_ok());
@@ -82,14 +118,19 @@ fn healthcheck_errors_match_docker() {
 #[test]
 fn env_blank_name_is_rejected() {
     let error = parse_one("ENV =arg2").unwrap_err();
-    assert!(error.message.contains("ENV names can not be blank"), "{}", error.message);
+    assert!(
+        error.message.contains("ENV names can not be blank"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
 fn copy_flags_are_typed() {
-    let instructions::Instruction::Copy(copy) =
-        parse_one("COPY --from=build --chown=1:2 --chmod=755 --link --exclude=*.md --exclude=x a b /dst/").unwrap()
-    else {
+    let instructions::Instruction::Copy(copy) = parse_one(
+        "COPY --from=build --chown=1:2 --chmod=755 --link --exclude=*.md --exclude=x a b /dst/",
+    )
+    .unwrap() else {
         panic!("not a COPY");
     };
     assert_eq!(copy.from.as_deref(), Some("build"));

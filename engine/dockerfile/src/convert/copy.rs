@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use strata_llb::image::History;
 use strata_llb::{ChownOpt, CopyAction, FileAction, FileOp, Op, SourceOp, UserOpt};
 
-/// Where a copy reads its sources from.
+/// The filesystem a copy reads its sources from.
 enum Origin {
     Context,
     State(State),
@@ -68,11 +68,11 @@ impl Dispatcher<'_> {
         };
 
         let mut actions = Vec::new();
-        let mut shown = Vec::new();
+        let mut history_words = Vec::new();
         for source in &copy.sources {
             let path = match source {
                 CopySource::Heredoc(heredoc) => {
-                    shown.push(format!("<<{}", heredoc.name));
+                    history_words.push(format!("<<{}", heredoc.name));
                     let data = self.heredoc_data(state, node, heredoc)?;
                     let file = if dest.ends_with('/') {
                         format!("{dest}{}", heredoc.name)
@@ -96,7 +96,7 @@ impl Dispatcher<'_> {
                 }
                 CopySource::Path(path) => self.expand(state, node, path)?,
             };
-            shown.push(path.clone());
+            history_words.push(path.clone());
             let is_url = path.starts_with("http://") || path.starts_with("https://");
             if is_url && !copy.add {
                 return Err(Failure::at(node, "source can't be a URL for COPY"));
@@ -131,9 +131,8 @@ impl Dispatcher<'_> {
             action.dir_contents_only = true;
             action.create_dest_path = true;
             action.allow_wildcard = true;
-            // NOTE: BuildKit sets this too; a wildcard that matches nothing
-            // is fine next to other sources, and a plain missing path still
-            // fails because it is not a wildcard.
+            // NOTE: BuildKit sets this too. A wildcard that matches nothing is
+            // fine next to other sources, and a missing plain path still fails.
             action.allow_empty_wildcard = true;
             action.exclude_patterns = excludes.clone();
             action.parents = copy.parents;
@@ -147,7 +146,7 @@ impl Dispatcher<'_> {
         state.config.history.push(History {
             created_by: Some(format!(
                 "{keyword} {} {dest_written} # buildkit",
-                shown.join(" ")
+                history_words.join(" ")
             )),
             ..Default::default()
         });
@@ -293,8 +292,12 @@ impl Dispatcher<'_> {
             return Ok(body.into_bytes());
         }
         let lexer = self.lexer.clone().skip_process_quotes(true);
-        let env = state.args.expansion_env(state.config.config.env.as_deref().unwrap_or_default());
-        let expanded = lexer.process_word(&body, &env).map_err(|e| Failure::at(node, e.to_string()))?;
+        let env = state
+            .args
+            .expansion_env(state.config.config.env.as_deref().unwrap_or_default());
+        let expanded = lexer
+            .process_word(&body, &env)
+            .map_err(|e| Failure::at(node, e.to_string()))?;
         Ok(expanded.value.into_bytes())
     }
 }

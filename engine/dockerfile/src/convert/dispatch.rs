@@ -55,7 +55,8 @@ impl<'a> Dispatcher<'a> {
             resolver,
             lexer,
             globals,
-            stages, resolved: BTreeMap::new(),
+            stages,
+            resolved: BTreeMap::new(),
         }
     }
 
@@ -379,14 +380,14 @@ impl<'a> Dispatcher<'a> {
         });
         state.fs = graph.add(op, inputs, metadata, Some(state.platform.clone()));
 
-        let mut shown = Vec::new();
+        let mut history_words = Vec::new();
         if !arg_env.is_empty() {
-            shown.push(format!("|{}", arg_env.len()));
-            shown.extend(arg_env);
+            history_words.push(format!("|{}", arg_env.len()));
+            history_words.extend(arg_env);
         }
-        shown.extend(args);
+        history_words.extend(args);
         state.config.history.push(History {
-            created_by: Some(format!("RUN {} # buildkit", shown.join(" "))),
+            created_by: Some(format!("RUN {} # buildkit", history_words.join(" "))),
             ..Default::default()
         });
         Ok(())
@@ -478,7 +479,7 @@ pub(crate) fn with_shell(state: &StageState, text: &str) -> Vec<String> {
     args
 }
 
-/// Removes leading tabs from every line, as `<<-` asks.
+/// Removes leading tabs from every line, as `<<-` requires.
 pub(crate) fn chomp(text: &str) -> String {
     text.split_inclusive('\n')
         .map(|line| line.trim_start_matches('\t'))

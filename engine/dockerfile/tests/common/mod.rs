@@ -27,7 +27,9 @@ pub fn busybox_config() -> ImageConfig {
         architecture: "amd64".into(),
         os: "linux".into(),
         config: ContainerConfig {
-            env: Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]),
+            env: Some(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ]),
             cmd: Some(vec!["sh".into()]),
             ..Default::default()
         },
@@ -37,14 +39,26 @@ pub fn busybox_config() -> ImageConfig {
 
 #[async_trait]
 impl ImageResolver for FixedResolver {
-    async fn resolve(&self, reference: &str, _platform: &Platform) -> Result<ResolvedImage, String> {
+    async fn resolve(
+        &self,
+        reference: &str,
+        _platform: &Platform,
+    ) -> Result<ResolvedImage, String> {
         self.requests.lock().unwrap().push(reference.to_string());
         let name = normalize_reference(reference)?;
         if name.contains("nosuchtag") {
             return Err(format!("`{name}` not found"));
         }
-        let config = self.images.get(reference).cloned().unwrap_or_else(busybox_config);
-        Ok(ResolvedImage { digest: Digest::of_bytes(name.as_bytes()), name, config })
+        let config = self
+            .images
+            .get(reference)
+            .cloned()
+            .unwrap_or_else(busybox_config);
+        Ok(ResolvedImage {
+            digest: Digest::of_bytes(name.as_bytes()),
+            name,
+            config,
+        })
     }
 }
 
@@ -57,7 +71,10 @@ pub fn options() -> ConvertOptions {
 
 pub fn options_with_args(args: &[(&str, &str)]) -> ConvertOptions {
     let mut options = options();
-    options.build_args = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    options.build_args = args
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     options
 }
 
@@ -68,7 +85,9 @@ pub fn convert_with(
     resolver: &FixedResolver,
 ) -> Result<Conversion, ConvertError> {
     let ast = strata_dockerfile::parser::parse(text).expect("test Dockerfile parses");
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(convert::convert(&ast, options, resolver))
 }
 
@@ -77,7 +96,10 @@ pub fn convert_text(text: &str) -> Result<Conversion, ConvertError> {
 }
 
 pub fn case_dockerfile(id: &str) -> String {
-    let path = format!("{}/../../tests/cases/semantics/cases/{id}/Dockerfile", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../tests/cases/semantics/cases/{id}/Dockerfile",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading `{path}`: {e}"))
 }
 
