@@ -189,7 +189,8 @@ impl Engine {
     /// Reads, parses and converts the Dockerfile.
     pub async fn load_definition(&self, request: &BuildRequest, events: &EventSink) -> Result<Conversion, BuildError> {
         let (name, text) = read_dockerfile(request)?;
-        let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_source(&name, &text))?;
+        let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
+        let options_file = name.clone();
         let options = ConvertOptions {
             dockerfile_name: name,
             build_args: request.build_args.clone(),
@@ -202,7 +203,12 @@ impl Engine {
         let resolver = StoreImageResolver { store: self.store.clone() };
         let conversion = convert(&ast, &options, &resolver).await.map_err(|e| BuildError::Input(e.to_string()))?;
         for warning in &conversion.warnings {
-            events.emit(Event::Warning { message: warning.to_string(), location: None });
+            let location = warning.line.map(|line| strata_llb::SourceLocation {
+                file: options_file.clone(),
+                start_line: line,
+                end_line: line,
+            });
+            events.emit(Event::Warning { message: warning.message.clone(), location });
         }
         Ok(conversion)
     }

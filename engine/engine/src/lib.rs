@@ -11,7 +11,7 @@ use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
 use strata_store::Store;
-use strata_worker::Worker;
+use strata_worker::{Worker, WorkerConfig};
 
 /// Settings for opening an engine.
 #[derive(Clone, Debug)]
@@ -34,7 +34,7 @@ impl Engine {
         let root = options.root.unwrap_or_else(Store::default_root);
         let store = Store::open(&root)
             .with_context(|| format!("Failed to open the store at `{}`", root.display()))?;
-        let worker = Arc::new(Worker::new(store.clone())?);
+        let worker = Arc::new(Worker::new(store.clone(), WorkerConfig::for_store(&store)));
         let max_parallel = options
             .max_parallel
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));

@@ -31,7 +31,7 @@ pub fn run(command: DebugCommand) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(error) => {
-                    let report = miette::Report::new(error.with_source(&name, &text));
+                    let report = miette::Report::new(error.with_file_name(&name));
                     eprintln!("{report:?}");
                     Ok(ExitCode::FAILURE)
                 }
