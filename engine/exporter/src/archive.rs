@@ -32,7 +32,10 @@ pub fn write_oci_archive(out: impl Write, image: &ImageBlobs, name: Option<&str>
     }
     append_bytes(&mut builder, "index.json", &index_json(image, annotations)?)?;
 
-    builder.into_inner().context("Failed to finish the OCI archive")?.flush()?;
+    builder
+        .into_inner()
+        .context("Failed to finish the OCI archive")?
+        .flush()?;
     Ok(())
 }
 
@@ -87,7 +90,10 @@ pub fn write_docker_archive(out: impl Write, image: &ImageBlobs, names: &[String
     append_bytes(&mut builder, "index.json", &serde_json::to_vec(&index)?)?;
     append_bytes(&mut builder, "oci-layout", OCI_LAYOUT)?;
 
-    builder.into_inner().context("Failed to finish the docker archive")?.flush()?;
+    builder
+        .into_inner()
+        .context("Failed to finish the docker archive")?
+        .flush()?;
     Ok(())
 }
 
@@ -130,8 +136,16 @@ fn append_blobs<W: Write>(builder: &mut tar::Builder<W>, image: &ImageBlobs) -> 
         builder.append_data(&mut header, blob_path(&layer.digest), file)?;
     }
 
-    append_bytes(builder, &blob_path(&image.config_digest), &image.config_json)?;
-    append_bytes(builder, &blob_path(&image.manifest_digest), &image.manifest_json)?;
+    append_bytes(
+        builder,
+        &blob_path(&image.config_digest),
+        &image.config_json,
+    )?;
+    append_bytes(
+        builder,
+        &blob_path(&image.manifest_digest),
+        &image.manifest_json,
+    )?;
     Ok(())
 }
 
@@ -139,6 +153,8 @@ fn file_header(size: u64) -> Header {
     let mut header = Header::new_ustar();
     header.set_entry_type(EntryType::Regular);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_size(size);
     header.set_mtime(0);
     header
@@ -154,6 +170,8 @@ fn append_dir<W: Write>(builder: &mut tar::Builder<W>, path: &str) -> Result<()>
     let mut header = Header::new_ustar();
     header.set_entry_type(EntryType::Directory);
     header.set_mode(0o755);
+    header.set_uid(0);
+    header.set_gid(0);
     header.set_size(0);
     header.set_mtime(0);
     builder.append_data(&mut header, path, io::empty())?;
@@ -170,7 +188,10 @@ pub struct DestWriter {
 
 enum Target {
     Stdout(BufWriter<io::Stdout>),
-    File { temp: BufWriter<tempfile::NamedTempFile>, path: std::path::PathBuf },
+    File {
+        temp: BufWriter<tempfile::NamedTempFile>,
+        path: std::path::PathBuf,
+    },
 }
 
 impl DestWriter {
@@ -192,7 +213,10 @@ impl DestWriter {
                             parent.display()
                         )
                     })?;
-                Target::File { temp: BufWriter::new(temp), path: path.clone() }
+                Target::File {
+                    temp: BufWriter::new(temp),
+                    path: path.clone(),
+                }
             }
         };
         Ok(DestWriter { target, bytes: 0 })

@@ -120,16 +120,28 @@ pub fn build_image(
     let manifest = Manifest {
         schema_version: 2,
         media_type: MANIFEST_MEDIA_TYPE.to_string(),
-        config: Descriptor::new(CONFIG_MEDIA_TYPE, config_digest.clone(), config_json.len() as u64),
+        config: Descriptor::new(
+            CONFIG_MEDIA_TYPE,
+            config_digest.clone(),
+            config_json.len() as u64,
+        ),
         layers: layers
             .iter()
             .map(|l| Descriptor::new(&l.media_type, l.digest.clone(), l.size))
             .collect(),
     };
-    let manifest_json = serde_json::to_vec(&manifest).context("Failed to serialise the manifest")?;
+    let manifest_json =
+        serde_json::to_vec(&manifest).context("Failed to serialise the manifest")?;
     let manifest_digest = Digest::of_bytes(&manifest_json);
 
-    Ok(ImageBlobs { config, config_json, config_digest, manifest_json, manifest_digest, layers })
+    Ok(ImageBlobs {
+        config,
+        config_json,
+        config_digest,
+        manifest_json,
+        manifest_digest,
+        layers,
+    })
 }
 
 /// Fills in `rootfs.diff_ids`, `created`, the platform if unset, and one
@@ -165,11 +177,7 @@ pub fn build_config(
 /// Missing entries belong to base layers whose history was lost (an image
 /// built `FROM` a bare snapshot), so they are prepended, as BuildKit does.
 /// Surplus entries are marked empty from the bottom up.
-fn normalize_history(
-    history: &[History],
-    layers: usize,
-    created: &str,
-) -> Result<Vec<History>> {
+fn normalize_history(history: &[History], layers: usize, created: &str) -> Result<Vec<History>> {
     let mut history = history.to_vec();
     let non_empty = history.iter().filter(|h| !h.empty_layer).count();
 
@@ -207,7 +215,11 @@ mod tests {
     use super::*;
 
     fn entry(created_by: &str, empty_layer: bool) -> History {
-        History { created_by: Some(created_by.into()), empty_layer, ..History::default() }
+        History {
+            created_by: Some(created_by.into()),
+            empty_layer,
+            ..History::default()
+        }
     }
 
     fn layer(n: u8) -> LayerBlob {
@@ -243,9 +255,13 @@ mod tests {
     #[test]
     fn manifest_digest_covers_bytes() {
         let created = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        let image = build_image(&ImageConfig::default(), vec![layer(1), layer(2)], created).unwrap();
+        let image =
+            build_image(&ImageConfig::default(), vec![layer(1), layer(2)], created).unwrap();
         assert_eq!(image.config_digest, Digest::of_bytes(&image.config_json));
-        assert_eq!(image.manifest_digest, Digest::of_bytes(&image.manifest_json));
+        assert_eq!(
+            image.manifest_digest,
+            Digest::of_bytes(&image.manifest_json)
+        );
 
         let manifest: serde_json::Value = serde_json::from_slice(&image.manifest_json).unwrap();
         assert_eq!(manifest["mediaType"], MANIFEST_MEDIA_TYPE);
@@ -256,7 +272,10 @@ mod tests {
 
         let config: serde_json::Value = serde_json::from_slice(&image.config_json).unwrap();
         assert_eq!(config["created"], "2023-11-14T22:13:20Z");
-        assert_eq!(config["rootfs"]["diff_ids"][0], layer(1).diff_id.to_string());
+        assert_eq!(
+            config["rootfs"]["diff_ids"][0],
+            layer(1).diff_id.to_string()
+        );
         assert_eq!(config["history"].as_array().unwrap().len(), 2);
         assert!(!config["os"].as_str().unwrap().is_empty());
     }

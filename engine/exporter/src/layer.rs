@@ -84,13 +84,20 @@ pub fn write_layer_with(
     let mut builder = tar::Builder::new(HashingWriter::new(gzip));
     append_tree(&mut builder, diff_dir, TreeKind::OverlayUpper, options)?;
 
-    let tar_out = builder.into_inner().context("Failed to finish the layer tar")?;
+    let tar_out = builder
+        .into_inner()
+        .context("Failed to finish the layer tar")?;
     let (gzip, diff_id, uncompressed_size) = tar_out.finish();
     let compressed = gzip.finish().context("Failed to finish the gzip stream")?;
     let (mut out, blob, size) = compressed.finish();
     out.flush().context("Failed to flush the layer")?;
 
-    Ok(LayerDigests { diff_id, blob, size, uncompressed_size })
+    Ok(LayerDigests {
+        diff_id,
+        blob,
+        size,
+        uncompressed_size,
+    })
 }
 
 /// Writes an uncompressed tar of a plain directory tree, such as a
@@ -98,7 +105,10 @@ pub fn write_layer_with(
 pub fn write_rootfs_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> Result<()> {
     let mut builder = tar::Builder::new(out);
     append_tree(&mut builder, dir, TreeKind::Plain, options)?;
-    builder.into_inner().context("Failed to finish the root filesystem tar")?.flush()?;
+    builder
+        .into_inner()
+        .context("Failed to finish the root filesystem tar")?
+        .flush()?;
     Ok(())
 }
 
@@ -147,7 +157,10 @@ where
     });
 
     let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.into_iter().map(|r| r.expect("every index is processed once")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every index is processed once"))
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -177,12 +190,23 @@ fn append_tree<W: Write>(
     let walker = walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name();
     for entry in walker {
         let entry = entry.with_context(|| format!("Failed to walk `{}`", root.display()))?;
-        let relative = entry.path().strip_prefix(root).expect("walkdir yields paths under root");
+        let relative = entry
+            .path()
+            .strip_prefix(root)
+            .expect("walkdir yields paths under root");
         let meta = entry
             .metadata()
             .with_context(|| format!("Failed to stat `{}`", entry.path().display()))?;
-        append_entry(builder, entry.path(), relative, &meta, kind, options, &mut links)
-            .with_context(|| format!("Failed to add `{}` to the tar", entry.path().display()))?;
+        append_entry(
+            builder,
+            entry.path(),
+            relative,
+            &meta,
+            kind,
+            options,
+            &mut links,
+        )
+        .with_context(|| format!("Failed to add `{}` to the tar", entry.path().display()))?;
     }
     Ok(())
 }
@@ -207,7 +231,11 @@ fn append_entry<W: Write>(
         whiteout_name.push(name);
         header.set_entry_type(EntryType::Regular);
         header.set_size(0);
-        builder.append_data(&mut header, relative.with_file_name(whiteout_name), io::empty())?;
+        builder.append_data(
+            &mut header,
+            relative.with_file_name(whiteout_name),
+            io::empty(),
+        )?;
         return Ok(());
     }
 
@@ -224,7 +252,9 @@ fn append_entry<W: Write>(
 
     let xattrs = read_xattrs(path)?;
     if !xattrs.is_empty() {
-        let records = xattrs.iter().map(|(name, value)| (name.as_str(), value.as_slice()));
+        let records = xattrs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_slice()));
         builder.append_pax_extensions(records)?;
     }
 
@@ -247,8 +277,11 @@ fn append_entry<W: Write>(
         header.set_entry_type(EntryType::Symlink);
         builder.append_link(&mut header, relative, target)?;
     } else if file_type.is_char_device() || file_type.is_block_device() {
-        let entry_type =
-            if file_type.is_char_device() { EntryType::Char } else { EntryType::Block };
+        let entry_type = if file_type.is_char_device() {
+            EntryType::Char
+        } else {
+            EntryType::Block
+        };
         header.set_entry_type(entry_type);
         header.set_device_major(nix::sys::stat::major(meta.rdev()) as u32)?;
         header.set_device_minor(nix::sys::stat::minor(meta.rdev()) as u32)?;
@@ -285,8 +318,12 @@ pub(crate) fn is_whiteout(meta: &Metadata) -> bool {
 
 /// Reports whether a directory carries the overlayfs opaque marker.
 pub(crate) fn is_opaque(path: &Path) -> Result<bool> {
-    let value = xattr::get(path, OPAQUE_XATTR)
-        .with_context(|| format!("Failed to read xattr `{OPAQUE_XATTR}` of `{}`", path.display()))?;
+    let value = xattr::get(path, OPAQUE_XATTR).with_context(|| {
+        format!(
+            "Failed to read xattr `{OPAQUE_XATTR}` of `{}`",
+            path.display()
+        )
+    })?;
     Ok(value.as_deref() == Some(b"y"))
 }
 
@@ -308,7 +345,8 @@ pub(crate) fn copyable_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         Ok(names) => names,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
         Err(e) => {
-            return Err(e).with_context(|| format!("Failed to list xattrs of `{}`", path.display()));
+            return Err(e)
+                .with_context(|| format!("Failed to list xattrs of `{}`", path.display()));
         }
     };
 
@@ -337,7 +375,11 @@ pub(crate) struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub(crate) fn new(inner: W) -> HashingWriter<W> {
-        HashingWriter { inner, hasher: Sha256::new(), bytes: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
     }
 
     /// Returns the inner writer, the digest and the byte count.

@@ -43,9 +43,15 @@ fn apply_dir(layer: &Path, dest: &Path, dir_times: &mut HashMap<PathBuf, FileTim
     // recreate hard links.
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
 
-    for entry in walkdir::WalkDir::new(layer).min_depth(1).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(layer)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
         let entry = entry.with_context(|| format!("Failed to walk `{}`", layer.display()))?;
-        let relative = entry.path().strip_prefix(layer).expect("walkdir yields paths under root");
+        let relative = entry
+            .path()
+            .strip_prefix(layer)
+            .expect("walkdir yields paths under root");
         let target = dest.join(relative);
         let meta = entry.metadata()?;
         apply_entry(entry.path(), &target, &meta, &mut links, dir_times)
@@ -81,7 +87,10 @@ fn apply_entry(
             None => fs::create_dir(target)?,
         }
         copy_metadata(source, target, meta)?;
-        dir_times.insert(target.to_path_buf(), FileTime::from_last_modification_time(meta));
+        dir_times.insert(
+            target.to_path_buf(),
+            FileTime::from_last_modification_time(meta),
+        );
         return Ok(());
     }
 

@@ -29,7 +29,11 @@ const KINDS: &[(&str, OutputKind)] = &[
 
 impl OutputKind {
     pub fn as_str(self) -> &'static str {
-        KINDS.iter().find(|(_, kind)| *kind == self).map(|(name, _)| *name).unwrap_or("?")
+        KINDS
+            .iter()
+            .find(|(_, kind)| *kind == self)
+            .map(|(name, _)| *name)
+            .unwrap_or("?")
     }
 
     /// Returns the keys this type accepts besides `type`.
@@ -95,7 +99,11 @@ fn type_names() -> Vec<&'static str> {
 }
 
 fn list(items: &[&str]) -> String {
-    items.iter().map(|item| format!("`{item}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl OutputSpec {
@@ -105,17 +113,26 @@ impl OutputSpec {
     pub fn parse(text: &str) -> Result<OutputSpec, OutputSpecError> {
         if !text.contains('=') && !text.is_empty() {
             return Ok(if text == "-" {
-                OutputSpec { kind: OutputKind::Tar, dest: Some(Dest::Stdout), name: None }
+                OutputSpec {
+                    kind: OutputKind::Tar,
+                    dest: Some(Dest::Stdout),
+                    name: None,
+                }
             } else {
                 let dest = Some(Dest::Path(PathBuf::from(text)));
-                OutputSpec { kind: OutputKind::Local, dest, name: None }
+                OutputSpec {
+                    kind: OutputKind::Local,
+                    dest,
+                    name: None,
+                }
             });
         }
 
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         for entry in text.split(',') {
-            let (key, value) =
-                entry.split_once('=').ok_or_else(|| OutputSpecError::NotKeyValue(entry.into()))?;
+            let (key, value) = entry
+                .split_once('=')
+                .ok_or_else(|| OutputSpecError::NotKeyValue(entry.into()))?;
             let key = key.trim();
             if pairs.iter().any(|(seen, _)| *seen == key) {
                 return Err(OutputSpecError::Duplicate(key.into()));
@@ -126,20 +143,30 @@ impl OutputSpec {
             pairs.push((key, value));
         }
 
-        let kind_name =
-            pairs.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v).ok_or(OutputSpecError::MissingType)?;
+        let kind_name = pairs
+            .iter()
+            .find(|(k, _)| *k == "type")
+            .map(|(_, v)| *v)
+            .ok_or(OutputSpecError::MissingType)?;
         let kind = KINDS
             .iter()
             .find(|(name, _)| *name == kind_name)
             .map(|(_, kind)| *kind)
             .ok_or_else(|| OutputSpecError::UnknownType(kind_name.into()))?;
 
-        let mut spec = OutputSpec { kind, dest: None, name: None };
+        let mut spec = OutputSpec {
+            kind,
+            dest: None,
+            name: None,
+        };
         for (key, value) in pairs {
             match key {
                 "type" => {}
                 _ if !kind.keys().contains(&key) => {
-                    return Err(OutputSpecError::UnknownKey { key: key.into(), kind });
+                    return Err(OutputSpecError::UnknownKey {
+                        key: key.into(),
+                        kind,
+                    });
                 }
                 "dest" if value == "-" => spec.dest = Some(Dest::Stdout),
                 "dest" => spec.dest = Some(Dest::Path(PathBuf::from(value))),
@@ -171,7 +198,9 @@ pub fn normalize_name(name: &str) -> Result<String, OutputSpecError> {
         reason: reason.to_string(),
     };
     if name.contains('@') {
-        return Err(invalid("a digest cannot be a name to export under, give a tag instead"));
+        return Err(invalid(
+            "a digest cannot be a name to export under, give a tag instead",
+        ));
     }
 
     let last_slash = name.rfind('/').map_or(0, |i| i + 1);
@@ -180,14 +209,20 @@ pub fn normalize_name(name: &str) -> Result<String, OutputSpecError> {
         None => (name, "latest"),
     };
     if !valid_tag(tag) {
-        return Err(invalid("a tag is 1 to 128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`"));
+        return Err(invalid(
+            "a tag is 1 to 128 letters, digits, `_`, `.` or `-`, not starting with `.` or `-`",
+        ));
     }
 
     let mut components: Vec<&str> = repository.split('/').collect();
     let first = components[0];
     let has_domain = components.len() > 1
         && (first.contains('.') || first.contains(':') || first == "localhost");
-    let domain = if has_domain { components.remove(0) } else { "docker.io" };
+    let domain = if has_domain {
+        components.remove(0)
+    } else {
+        "docker.io"
+    };
     if domain.is_empty() {
         return Err(invalid("the registry host is empty"));
     }
@@ -206,12 +241,16 @@ pub fn normalize_name(name: &str) -> Result<String, OutputSpecError> {
 /// Returns the tag of a normalised name.
 pub fn tag_of(full_name: &str) -> &str {
     let last_slash = full_name.rfind('/').map_or(0, |i| i + 1);
-    full_name[last_slash..].rsplit_once(':').map_or("latest", |(_, tag)| tag)
+    full_name[last_slash..]
+        .rsplit_once(':')
+        .map_or("latest", |(_, tag)| tag)
 }
 
 fn valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     first_ok
         && tag.len() <= 128
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
@@ -222,9 +261,9 @@ fn valid_path_component(component: &str) -> bool {
     let edge_ok = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     edge_ok(bytes.first())
         && edge_ok(bytes.last())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes.iter().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 #[cfg(test)]
@@ -254,21 +293,51 @@ mod tests {
         let spec = OutputSpec::parse("type=image,name=ghcr.io/org/app").unwrap();
         assert_eq!(spec.name.as_deref(), Some("ghcr.io/org/app:latest"));
         assert_eq!(spec.dest, None);
-        assert_eq!(OutputSpec::parse("type=image").unwrap_err(), OutputSpecError::MissingName);
+        assert_eq!(
+            OutputSpec::parse("type=image").unwrap_err(),
+            OutputSpecError::MissingName
+        );
     }
 
     #[test]
     fn parse_errors_name_the_problem() {
         let cases = [
-            ("type=zip,dest=a", "Unknown output type `zip`: valid types are `docker`, `oci`, `local`, `tar`, `image`"),
-            ("type=local,dest=a,name=x", "Unknown output key `name` for type `local`: valid keys are `dest`"),
-            ("type=docker,compression=zstd,dest=a", "Unknown output key `compression` for type `docker`: valid keys are `dest`, `name`"),
-            ("type=docker", "Output type `docker` needs `dest`: add `dest=PATH`, or `dest=-` for stdout"),
-            ("dest=a.tar,name=x", "Missing output `type`: add one of `docker`, `oci`, `local`, `tar`, `image`"),
-            ("type=tar,dest=a,dest=b", "Output key `dest` is given twice: give it once"),
-            ("type=tar,dest=", "Output key `dest` has an empty value: give a value or drop the key"),
-            ("type=tar,x", "Invalid output entry `x`: expected `key=value`, such as `type=docker`"),
-            ("type=local,dest=-", "Output type `local` cannot write to stdout: give a directory as `dest`"),
+            (
+                "type=zip,dest=a",
+                "Unknown output type `zip`: valid types are `docker`, `oci`, `local`, `tar`, `image`",
+            ),
+            (
+                "type=local,dest=a,name=x",
+                "Unknown output key `name` for type `local`: valid keys are `dest`",
+            ),
+            (
+                "type=docker,compression=zstd,dest=a",
+                "Unknown output key `compression` for type `docker`: valid keys are `dest`, `name`",
+            ),
+            (
+                "type=docker",
+                "Output type `docker` needs `dest`: add `dest=PATH`, or `dest=-` for stdout",
+            ),
+            (
+                "dest=a.tar,name=x",
+                "Missing output `type`: add one of `docker`, `oci`, `local`, `tar`, `image`",
+            ),
+            (
+                "type=tar,dest=a,dest=b",
+                "Output key `dest` is given twice: give it once",
+            ),
+            (
+                "type=tar,dest=",
+                "Output key `dest` has an empty value: give a value or drop the key",
+            ),
+            (
+                "type=tar,x",
+                "Invalid output entry `x`: expected `key=value`, such as `type=docker`",
+            ),
+            (
+                "type=local,dest=-",
+                "Output type `local` cannot write to stdout: give a directory as `dest`",
+            ),
         ];
         for (text, message) in cases {
             let error = OutputSpec::parse(text).unwrap_err();

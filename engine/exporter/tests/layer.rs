@@ -23,8 +23,21 @@ fn sample_upper(root: &Path) {
     set_opaque(&root.join("var/cache"));
     write(&root.join("var/cache/new"), "fresh", 0o600);
     xattr::set(root.join("etc/hostname"), "user.origin", b"test").unwrap();
-    nix::unistd::chown(&root.join("etc/hostname"), Some(1000.into()), Some(1001.into())).unwrap();
-    for path in ["etc/hostname", "bin/tool", "var/cache/new", "etc", "bin", "var/cache", "var"] {
+    nix::unistd::chown(
+        &root.join("etc/hostname"),
+        Some(1000.into()),
+        Some(1001.into()),
+    )
+    .unwrap();
+    for path in [
+        "etc/hostname",
+        "bin/tool",
+        "var/cache/new",
+        "etc",
+        "bin",
+        "var/cache",
+        "var",
+    ] {
         set_mtime(&root.join(path), 1_600_000_000);
     }
 }
@@ -51,7 +64,10 @@ fn layer_converts_whiteouts_and_opaque_dirs() {
     let cache = order.iter().position(|p| *p == "var/cache").unwrap();
     assert_eq!(order[cache + 1], "var/cache/.wh..wh..opq");
     assert_eq!(order[cache + 2], "var/cache/new");
-    assert!(find(&entries, "var/cache").xattrs.is_empty(), "overlay xattrs must not leak");
+    assert!(
+        find(&entries, "var/cache").xattrs.is_empty(),
+        "overlay xattrs must not leak"
+    );
 }
 
 #[test]
@@ -76,7 +92,10 @@ fn layer_keeps_links_owners_and_xattrs() {
     let hostname = find(&entries, "etc/hostname");
     assert_eq!((hostname.uid, hostname.gid), (1000, 1001));
     assert_eq!(hostname.mtime, 1_600_000_000);
-    assert_eq!(hostname.xattrs, vec![("user.origin".to_string(), b"test".to_vec())]);
+    assert_eq!(
+        hostname.xattrs,
+        vec![("user.origin".to_string(), b"test".to_vec())]
+    );
 }
 
 #[test]
@@ -87,7 +106,10 @@ fn layer_entries_are_sorted() {
     }
     let (bytes, _) = layer_bytes(dir.path(), &LayerOptions::default());
     let entries = read_tar(&bytes, true);
-    assert_eq!(paths(&entries), ["alpha", "beta", "mid", "mid/a", "mid/b", "zeta"]);
+    assert_eq!(
+        paths(&entries),
+        ["alpha", "beta", "mid", "mid/a", "mid/b", "zeta"]
+    );
 }
 
 #[test]
@@ -103,8 +125,11 @@ fn layer_is_deterministic() {
     assert_eq!(first.blob, Digest::of_bytes(&first_bytes));
     assert_eq!(first.size, first_bytes.len() as u64);
     let mut tar = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&first_bytes[..]), &mut tar)
-        .unwrap();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&first_bytes[..]),
+        &mut tar,
+    )
+    .unwrap();
     assert_eq!(first.diff_id, Digest::of_bytes(&tar));
     assert_eq!(first.uncompressed_size, tar.len() as u64);
 }
@@ -116,7 +141,9 @@ fn layer_clamps_mtimes() {
     write(&dir.path().join("old"), "o", 0o644);
     set_mtime(&dir.path().join("new"), 2_000_000_000);
     set_mtime(&dir.path().join("old"), 1_000);
-    let options = LayerOptions { source_date_epoch: Some(1_700_000_000) };
+    let options = LayerOptions {
+        source_date_epoch: Some(1_700_000_000),
+    };
     let (bytes, _) = layer_bytes(dir.path(), &options);
     let entries = read_tar(&bytes, true);
     assert_eq!(find(&entries, "new").mtime, 1_700_000_000);
@@ -126,7 +153,10 @@ fn layer_clamps_mtimes() {
 #[test]
 fn layer_of_missing_dir_fails() {
     let error = write_layer(Path::new("/nonexistent/strata"), Vec::new()).unwrap_err();
-    assert!(format!("{error:#}").contains("/nonexistent/strata"), "{error:#}");
+    assert!(
+        format!("{error:#}").contains("/nonexistent/strata"),
+        "{error:#}"
+    );
 }
 
 #[test]
@@ -150,7 +180,9 @@ fn layer_of_real_overlay_upper() {
         upper.display(),
         work.display()
     );
-    run(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &options]).arg(&merged));
+    run(Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged));
 
     // The kernel writes a whiteout for the removed file and marks the
     // recreated directory opaque.
@@ -163,5 +195,8 @@ fn layer_of_real_overlay_upper() {
     let (bytes, _) = layer_bytes(&upper, &LayerOptions::default());
     let entries = read_tar(&bytes, true);
     // Entries sort by their name in the upper dir, so `.wh.gone` sorts as `gone`.
-    assert_eq!(paths(&entries), ["dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"]);
+    assert_eq!(
+        paths(&entries),
+        ["dir", "dir/.wh..wh..opq", "dir/new", ".wh.gone"]
+    );
 }

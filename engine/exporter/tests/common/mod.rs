@@ -26,8 +26,11 @@ pub struct Entry {
 
 /// Reads every entry of a tar, decompressing gzip when `gzip` is set.
 pub fn read_tar(bytes: &[u8], gzip: bool) -> Vec<Entry> {
-    let reader: Box<dyn Read + '_> =
-        if gzip { Box::new(GzDecoder::new(bytes)) } else { Box::new(bytes) };
+    let reader: Box<dyn Read + '_> = if gzip {
+        Box::new(GzDecoder::new(bytes))
+    } else {
+        Box::new(bytes)
+    };
     let mut archive = tar::Archive::new(reader);
     let mut entries = Vec::new();
     for entry in archive.entries().unwrap() {
@@ -42,11 +45,19 @@ pub fn read_tar(bytes: &[u8], gzip: bool) -> Vec<Entry> {
             }
         }
         let header = entry.header().clone();
-        let link = entry.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned());
         let mut data = Vec::new();
         entry.read_to_end(&mut data).unwrap();
         entries.push(Entry {
-            path: entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string(),
+            path: entry
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string(),
             kind: header.entry_type(),
             mode: header.mode().unwrap(),
             uid: header.uid().unwrap(),
@@ -94,7 +105,9 @@ pub fn set_mtime(path: &Path, seconds: i64) {
 
 /// Runs a command and panics with its output when it fails.
 pub fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     assert!(
         output.status.success(),
         "{command:?} failed: {}\n{}",
