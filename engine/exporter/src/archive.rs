@@ -50,7 +50,7 @@ struct DockerManifestEntry {
 
 /// Writes a `docker save` tar of `image` tagged with `names`.
 ///
-/// The archive holds both `manifest.json`, which every `docker load` reads,
+/// The archive contains both `manifest.json`, which every `docker load` reads,
 /// and an OCI layout (`index.json`, `oci-layout`, `blobs/sha256/`), as
 /// Docker 25 and later write it. Layers stay gzip-compressed, which both
 /// loaders detect and accept.

@@ -17,7 +17,7 @@ use strata_store::{ImageRecord, LayerRecord, SnapshotKind, Store};
 pub enum ExportProgress {
     /// A snapshot without a cached layer is being compressed.
     LayerStarted { snapshot: String },
-    /// A snapshot's layer is ready; `cached` when it was not recompressed.
+    /// A snapshot's layer is ready. `cached` is set when it came from the store.
     LayerDone {
         snapshot: String,
         layer: LayerRecord,
@@ -27,7 +27,7 @@ pub enum ExportProgress {
     Written { bytes: u64 },
 }
 
-/// What an export produced.
+/// The result of an export.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportReport {
     /// Digest of the image manifest; `None` for `local` and `tar`.
@@ -49,7 +49,7 @@ pub fn image_layers(store: &Store, snapshot: Option<&str>) -> Result<Vec<LayerRe
 /// Like [`image_layers`], with tar options and progress.
 ///
 /// With `options.source_date_epoch` set, only layers of imported image
-/// snapshots come from the cache; the others are compressed with clamped
+/// snapshots come from the cache. The others are compressed with clamped
 /// mtimes and not cached, because a cached layer may carry later mtimes.
 pub fn image_layers_with(
     store: &Store,
@@ -150,7 +150,7 @@ fn chain_ids(store: &Store, snapshot: Option<&str>) -> Result<Vec<String>> {
     Ok(chain)
 }
 
-/// Writes the image or root filesystem of `snapshot` as `output` asks.
+/// Writes the image or root filesystem of `snapshot` as `output` requests.
 ///
 /// `SOURCE_DATE_EPOCH`, when set in the environment, becomes the image's
 /// `created` time and the upper bound of every file mtime in new layers.
@@ -245,7 +245,6 @@ pub fn store_image(
 }
 
 /// Stores the image and returns its record and config digest.
-
 fn store_image_with(
     store: &Store,
     snapshot: Option<&str>,
@@ -258,10 +257,10 @@ fn store_image_with(
     let layers = image_layers_with(store, snapshot, options, progress)?;
     let image = build_image(config, layer_blobs(store, &layers), created_time(options))?;
 
+    // put_image reads the manifest blob to reference the config blob, so
+    // both are written first.
     let (config_digest, _) = store.write_blob(&mut image.config_json.as_slice())?;
-    let (manifest_digest, _) = store.write_blob(&mut image.manifest_json.as_slice())?;
-    debug_assert_eq!(config_digest, image.config_digest);
-    debug_assert_eq!(manifest_digest, image.manifest_digest);
+    store.write_blob(&mut image.manifest_json.as_slice())?;
 
     let created = image
         .config

@@ -5,6 +5,10 @@
 //! its lower contents). A layer tar records them the OCI way (`.wh.NAME` and
 //! `.wh..wh..opq`), so this module converts one into the other while it
 //! writes the tar.
+//!
+//! NOTE: upper dirs written with the overlayfs `redirect_dir` or `metacopy`
+//! features (renamed directories, metadata-only copy-ups) are not
+//! supported, so snapshots must be mounted without them.
 
 use anyhow::{Context, Result, bail};
 use flate2::{Compression, GzBuilder};
@@ -43,7 +47,7 @@ pub struct LayerDigests {
 #[derive(Clone, Debug, Default)]
 pub struct LayerOptions {
     /// Clamp every entry's mtime to at most this many seconds since the
-    /// epoch, as `SOURCE_DATE_EPOCH` asks for reproducible builds.
+    /// epoch, as `SOURCE_DATE_EPOCH` requests for reproducible builds.
     pub source_date_epoch: Option<i64>,
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// What an export writes.
+/// The kind of output an export writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputKind {
     /// A `docker save` tarball for `docker load`.
@@ -52,7 +52,7 @@ impl fmt::Display for OutputKind {
     }
 }
 
-/// Where an archive or directory goes.
+/// The destination of an archive or directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dest {
     /// `dest=-`: standard output.

@@ -17,7 +17,7 @@ use strata_llb::image::{ContainerConfig, EmptyObject, Healthcheck, ImageConfig};
 
 const TEST_ROOT: &str = "/tmp/strata-exporter-test";
 
-/// A config that sets every field `docker image inspect` reports.
+/// Returns a config that sets every field `docker image inspect` reports.
 fn full_config() -> ImageConfig {
     let set = |keys: &[&str]| -> Option<BTreeMap<String, EmptyObject>> {
         Some(
