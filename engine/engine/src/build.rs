@@ -226,6 +226,7 @@ impl Engine {
             let started = Instant::now();
             let id = format!("export-{index}");
             events.emit(Event::Phase { id: id.clone(), name: format!("exporting to {output}"), duration_ms: None });
+            let name = format!("exporting to {output}");
             let (store, output, config, snapshot) =
                 (self.store.clone(), output.clone(), config.clone(), snapshot.clone());
             let report = tokio::task::spawn_blocking(move || {
@@ -235,7 +236,7 @@ impl Engine {
             .map_err(|e| BuildError::Export(e.into()))?
             .map_err(BuildError::Export)?;
             let duration_ms = Some(started.elapsed().as_millis() as u64);
-            events.emit(Event::Phase { id, name: format!("exporting to {output}"), duration_ms });
+            events.emit(Event::Phase { id, name, duration_ms });
             reports.push(report);
         }
         for tag in &request.tags {

@@ -70,6 +70,22 @@ pub struct OutputSpec {
     pub name: Option<String>,
 }
 
+impl fmt::Display for OutputSpec {
+    /// Writes the spec back in `--output` syntax.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "type={}", self.kind)?;
+        match &self.dest {
+            Some(Dest::Stdout) => write!(f, ",dest=-")?,
+            Some(Dest::Path(path)) => write!(f, ",dest={}", path.display())?,
+            None => {}
+        }
+        if let Some(name) = &self.name {
+            write!(f, ",name={name}")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum OutputSpecError {
     #[error("Invalid output entry `{0}`: expected `key=value`, such as `type=docker`")]

@@ -138,7 +138,12 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
             Ok(ExitCode::FAILURE)
         }
         Err(BuildError::Step(error)) => {
-            eprint!("{}", render_failure(&summary));
+            let source = match &request.dockerfile {
+                DockerfileSource::Inline { text, .. } => Some(text.clone()),
+                DockerfileSource::Default => std::fs::read_to_string(request.context.join("Dockerfile")).ok(),
+                DockerfileSource::Path(path) => std::fs::read_to_string(path).ok(),
+            };
+            eprint!("{}", render_failure(&summary, source.as_deref()));
             eprintln!("error: {error}");
             Ok(ExitCode::FAILURE)
         }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use strata_solver::events::{Event, StampedEvent};
 
 use super::format::{task_amount, task_label};
-use super::state::{BuildState, StepKey, StepState, between, format_warning};
+use super::state::{BuildState, StepKey, StepState, between, format_explanations, format_transfer, format_warning};
 use super::summary::RenderSummary;
 
 /// The shortest time between two printed updates of a running task, so a
@@ -54,6 +54,7 @@ impl<W: Write> PlainRenderer<W> {
         match &stamped.event {
             Event::VertexStarted { .. } => self.enter(&key),
             Event::VertexCached { .. } => self.print_line(&key, "CACHED"),
+            Event::ContextTransfer { stats, .. } => self.print_line(&key, &format_transfer(stats)),
             Event::VertexCompleted { .. }
             | Event::Phase {
                 duration_ms: Some(_),
@@ -87,6 +88,9 @@ impl<W: Write> PlainRenderer<W> {
         }
         for warning in &self.state.warnings {
             let _ = writeln!(self.out, "WARN: {}", format_warning(warning));
+        }
+        for line in format_explanations(&self.state.explanations) {
+            let _ = writeln!(self.out, "{line}");
         }
         let _ = self.out.flush();
         self.state.summary()

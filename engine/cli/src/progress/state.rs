@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use strata_llb::{Digest, SourceLocation};
-use strata_solver::events::{Event, LogStream, StampedEvent};
+use strata_solver::events::{Event, ExplainedStep, LogStream, StampedEvent, TransferStats};
 
 use super::summary::{FAILURE_LOG_LINES, FailedVertex, RenderSummary};
 
@@ -196,6 +196,8 @@ pub(crate) struct BuildState {
     pub first_time: Option<DateTime<Utc>>,
     pub last_time: Option<DateTime<Utc>>,
     pub warnings: Vec<Warning>,
+    /// Why each step that ran missed the cache.
+    pub explanations: Vec<ExplainedStep>,
     pub finished: Option<Finished>,
 }
 
@@ -300,6 +302,16 @@ impl BuildState {
                 name,
                 duration_ms,
             } => Some(self.apply_phase(id, name, *duration_ms, time)),
+            Event::CacheKey { .. } => None,
+            Event::ContextTransfer { vertex, .. } => {
+                let key = StepKey::Vertex(vertex.clone());
+                self.start(&key, time);
+                Some(key)
+            }
+            Event::Explanations { steps } => {
+                self.explanations = steps.clone();
+                None
+            }
             Event::BuildFinished {
                 success,
                 duration_ms,
@@ -452,6 +464,32 @@ fn failed_vertex(step: &Step) -> FailedVertex {
 }
 
 /// Formats a warning as BuildKit prints it, with the line it points at.
+/// Formats the cache-miss summary printed at the end of a build: one line
+/// per step that ran, with its reasons.
+pub(crate) fn format_explanations(explanations: &[ExplainedStep]) -> Vec<String> {
+    if explanations.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec!["Why steps ran:".to_string()];
+    for explained in explanations {
+        lines.push(format!(" => {}: {}", explained.step, explained.reasons.join("; ")));
+    }
+    lines
+}
+
+/// Describes a context sync in the words of a progress line.
+pub(crate) fn format_transfer(stats: &TransferStats) -> String {
+    format!(
+        "transferred context: {} of {} files changed ({}), {} removed, {} ignored, {:.1}s",
+        stats.copied_files,
+        stats.walked,
+        super::format::human_size(stats.copied_bytes),
+        stats.removed,
+        stats.ignored,
+        stats.duration_ms as f64 / 1000.0
+    )
+}
+
 pub(crate) fn format_warning(warning: &Warning) -> String {
     match &warning.location {
         Some(location) => format!("{} (line {})", warning.message, location.start_line),

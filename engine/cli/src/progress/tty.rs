@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use strata_solver::events::StampedEvent;
 
 use super::format::{align, sanitize, task_amount, task_label, truncate};
-use super::state::{BuildState, Step, StepState, between, format_warning};
+use super::state::{BuildState, Step, StepState, between, format_explanations, format_warning};
 use super::summary::RenderSummary;
 
 /// The shortest time between two frames: at most ten redraws a second.
@@ -90,6 +90,9 @@ impl<W: Write> TtyRenderer<W> {
         self.draw(end, true);
         for warning in &self.state.warnings {
             let _ = writeln!(self.out, "WARN: {}", format_warning(warning));
+        }
+        for line in format_explanations(&self.state.explanations) {
+            let _ = writeln!(self.out, "{line}");
         }
         let _ = self.out.flush();
         self.state.summary()
