@@ -47,6 +47,12 @@ pub enum Reason {
         parent: String,
         because: Vec<Reason>,
     },
+    /// A copy reads `path` from the output of a step, and that content
+    /// changed.
+    CopiedContentChanged {
+        path: String,
+        parent: String,
+    },
     /// The key was the same as before, but its cache record was gone.
     CacheRecordMissing,
     NoCache,
@@ -119,6 +125,9 @@ impl std::fmt::Display for Reason {
                     write!(f, " ({first})")?;
                 }
                 Ok(())
+            }
+            Reason::CopiedContentChanged { path, parent } => {
+                write!(f, "the content of `{path}` from `{parent}` changed")
             }
             Reason::CacheRecordMissing => {
                 write!(f, "same cache key as before, but its record was pruned")
@@ -388,8 +397,17 @@ fn input_differences(
     }
     for content in &input.content {
         let before = previous.content.iter().find(|c| c.path == content.path);
-        if before.is_none_or(|b| b.checksum != content.checksum) {
+        if before.is_some_and(|b| b.checksum == content.checksum) {
+            continue;
+        }
+        let from_context = parent.is_none_or(|p| {
+            matches!(current.vertices.get(&p.vertex).map(|v| &v.op), Some(Op::Source(s)) if s.identifier.starts_with("local://"))
+        });
+        if from_context {
             reasons.push(files_changed(&content.path, current.record, earlier.record));
+        } else {
+            let parent = parent.map_or_else(String::new, |p| p.name.clone());
+            reasons.push(Reason::CopiedContentChanged { path: content.path.clone(), parent });
         }
     }
     reasons
