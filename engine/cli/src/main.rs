@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Build container images from Dockerfiles")]
+#[command(
+    name = "strata",
+    version,
+    about = "Build container images from Dockerfiles"
+)]
 struct Cli {
     /// Store directory (default: `/var/lib/strata` as root, else the user's data directory)
     #[arg(long, global = true, env = "STRATA_ROOT")]
@@ -37,7 +41,9 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATA_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {

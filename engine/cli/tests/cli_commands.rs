@@ -6,9 +6,16 @@ use common::*;
 
 #[test]
 fn debug_parse_prints_dump() {
-    let ctx = context(&[("Dockerfile", "FROM busybox AS b\nRUN echo hi\nCOPY --from=b a /b\n")]);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS b\nRUN echo hi\nCOPY --from=b a /b\n",
+    )]);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["debug", "parse", ctx.path().join("Dockerfile").to_str().unwrap()])
+        .args([
+            "debug",
+            "parse",
+            ctx.path().join("Dockerfile").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_success(&output);
@@ -22,7 +29,11 @@ fn debug_parse_prints_dump() {
 fn debug_parse_reports_error_line() {
     let ctx = context(&[("Dockerfile", "FROM busybox\nRUN [\"a\", 1]\n")]);
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["debug", "parse", ctx.path().join("Dockerfile").to_str().unwrap()])
+        .args([
+            "debug",
+            "parse",
+            ctx.path().join("Dockerfile").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -46,7 +57,15 @@ fn dump_llb_formats() {
 fn image_import_rejects_bad_change() {
     let store = TestStore::new();
     let rootfs = busybox_rootfs();
-    let output = store.strata(&["image", "import", rootfs.to_str().unwrap(), "--tag", "x", "--change", "RUN true"]);
+    let output = store.strata(&[
+        "image",
+        "import",
+        rootfs.to_str().unwrap(),
+        "--tag",
+        "x",
+        "--change",
+        "RUN true",
+    ]);
     assert!(!output.status.success());
     assert!(stderr(&output).contains("RUN"), "{}", stderr(&output));
 }
@@ -56,5 +75,9 @@ fn image_import_missing_file() {
     let store = TestStore::new();
     let output = store.strata(&["image", "import", "/nonexistent.tar", "--tag", "x"]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("/nonexistent.tar"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("/nonexistent.tar"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -27,7 +27,10 @@ fn multi_stage_build_exports_local() {
     assert_success(&output);
     let result = std::fs::read_to_string(out.path().join("result.txt")).unwrap();
     assert_eq!(result, "hello\nbuilt\n");
-    assert!(!stderr(&output).contains("this stage is not needed"), "the unused stage ran");
+    assert!(
+        !stderr(&output).contains("this stage is not needed"),
+        "the unused stage ran"
+    );
 }
 
 #[test]
@@ -50,7 +53,10 @@ fn second_build_is_fully_cached() {
 fn unrelated_context_change_keeps_copy_cached() {
     let store = TestStore::new();
     let ctx = context(&[
-        ("Dockerfile", "FROM busybox\nCOPY app/ /app/\nRUN ls /app > /listing\n"),
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY app/ /app/\nRUN ls /app > /listing\n",
+        ),
         ("app/main.txt", "one"),
         ("notes.txt", "a"),
     ]);
@@ -59,13 +65,19 @@ fn unrelated_context_change_keeps_copy_cached() {
     let (output, events) = store.build_events(ctx.path(), &[]);
     assert_success(&output);
     let cached = vertex_names_with(&events, "vertex_cached");
-    assert!(cached.iter().any(|n| n.contains("COPY app/")), "COPY re-ran: cached were {cached:?}");
+    assert!(
+        cached.iter().any(|n| n.contains("COPY app/")),
+        "COPY re-ran: cached were {cached:?}"
+    );
 
     std::fs::write(ctx.path().join("app/main.txt"), "two").unwrap();
     let (output, events) = store.build_events(ctx.path(), &[]);
     assert_success(&output);
     let cached = vertex_names_with(&events, "vertex_cached");
-    assert!(!cached.iter().any(|n| n.contains("COPY app/")), "COPY stayed cached after its file changed");
+    assert!(
+        !cached.iter().any(|n| n.contains("COPY app/")),
+        "COPY stayed cached after its file changed"
+    );
 }
 
 #[test]
@@ -75,19 +87,31 @@ fn target_builds_only_needed_stages() {
     let output = store.build(ctx.path(), &["--target", "build"]);
     assert_success(&output);
     let log = stderr(&output);
-    assert!(log.contains("[build"), "no step of the build stage ran:\n{log}");
-    assert!(!log.contains("stage-2"), "the final stage ran for --target build:\n{log}");
+    assert!(
+        log.contains("[build"),
+        "no step of the build stage ran:\n{log}"
+    );
+    assert!(
+        !log.contains("stage-2"),
+        "the final stage ran for --target build:\n{log}"
+    );
 }
 
 #[test]
 fn failing_run_reports_exit_code() {
     let store = TestStore::new();
-    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo about to fail && exit 3\n")]);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo about to fail && exit 3\n",
+    )]);
     let output = store.build(ctx.path(), &[]);
     assert!(!output.status.success());
     let log = stderr(&output);
     assert!(log.contains("exit code: 3"), "{log}");
-    assert!(log.contains("about to fail"), "the last log lines are missing:\n{log}");
+    assert!(
+        log.contains("about to fail"),
+        "the last log lines are missing:\n{log}"
+    );
 }
 
 #[test]
@@ -125,5 +149,9 @@ fn missing_context_is_an_error() {
     let store = TestStore::new();
     let output = store.build(std::path::Path::new("/nonexistent/context"), &[]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("/nonexistent/context"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("/nonexistent/context"),
+        "{}",
+        stderr(&output)
+    );
 }

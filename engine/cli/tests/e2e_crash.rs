@@ -21,7 +21,13 @@ fn sigkill_during_build_leaves_usable_store() {
     for delay_ms in [20u64, 80, 200, 400, 700, 1000] {
         let mut child = store
             .command()
-            .args(["build", "--progress", "plain", "--no-cache", ctx.path().to_str().unwrap()])
+            .args([
+                "build",
+                "--progress",
+                "plain",
+                "--no-cache",
+                ctx.path().to_str().unwrap(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -34,5 +40,8 @@ fn sigkill_during_build_leaves_usable_store() {
     let spec = format!("type=local,dest={}", out.path().display());
     let output = store.build(ctx.path(), &["--output", &spec]);
     assert_success(&output);
-    assert_eq!(std::fs::read_to_string(out.path().join("done")).unwrap(), "5\n");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("done")).unwrap(),
+        "5\n"
+    );
 }

@@ -50,8 +50,17 @@ fn docker_tarball_loads_and_runs() {
     assert!(config["ExposedPorts"].get("8080/tcp").is_some(), "{config}");
     assert!(config["Volumes"].get("/data").is_some(), "{config}");
     assert_eq!(config["StopSignal"], "SIGTERM");
-    assert_eq!(config["Healthcheck"]["Test"], serde_json::json!(["CMD-SHELL", "true"]));
-    assert!(config["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello"));
+    assert_eq!(
+        config["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert!(
+        config["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "GREETING=hello")
+    );
     let _ = docker(&host, &["image", "rm", "-f", &name]);
 }
 
@@ -63,7 +72,11 @@ fn oci_tarball_reads_with_skopeo() {
     let spec = format!("type=oci,dest={}", tarball.display());
     assert_success(&store.build(ctx.path(), &["--output", &spec]));
     let output = std::process::Command::new("skopeo")
-        .args(["inspect", "--config", &format!("oci-archive:{}", tarball.display())])
+        .args([
+            "inspect",
+            "--config",
+            &format!("oci-archive:{}", tarball.display()),
+        ])
         .output()
         .unwrap();
     assert_success(&output);
@@ -81,11 +94,17 @@ fn tag_stores_image_usable_as_base() {
     assert_success(&listing);
     assert!(String::from_utf8_lossy(&listing.stdout).contains("docker.io/library/e2e-base:1"));
 
-    let child = context(&[("Dockerfile", "FROM e2e-base:1\nRUN cat /base.txt > /child.txt\n")]);
+    let child = context(&[(
+        "Dockerfile",
+        "FROM e2e-base:1\nRUN cat /base.txt > /child.txt\n",
+    )]);
     let out = tempfile::tempdir().unwrap();
     let spec = format!("type=local,dest={}", out.path().display());
     assert_success(&store.build(child.path(), &["--output", &spec]));
-    assert_eq!(std::fs::read_to_string(out.path().join("child.txt")).unwrap(), "base\n");
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("child.txt")).unwrap(),
+        "base\n"
+    );
 
     assert_success(&store.strata(&["image", "rm", "e2e-base:1"]));
     let again = store.strata(&["image", "rm", "e2e-base:1"]);

@@ -30,16 +30,29 @@ pub(crate) struct BuildBackend {
 }
 
 impl BuildBackend {
-    fn load_local(&self, name: &str, op: &SourceOp, cx: &VertexContext) -> anyhow::Result<SourceResult> {
+    fn load_local(
+        &self,
+        name: &str,
+        op: &SourceOp,
+        cx: &VertexContext,
+    ) -> anyhow::Result<SourceResult> {
         let Some(local) = self.locals.iter().find(|l| l.name == name) else {
             bail!("The build reads local source `{name}`, but no directory was given for it");
         };
         let follow_paths: Vec<String> = match op.attrs.get(SourceOp::LOCAL_FOLLOW_PATHS) {
-            Some(json) => serde_json::from_str(json)
-                .with_context(|| format!("Invalid `{}` attribute `{json}`", SourceOp::LOCAL_FOLLOW_PATHS))?,
+            Some(json) => serde_json::from_str(json).with_context(|| {
+                format!(
+                    "Invalid `{}` attribute `{json}`",
+                    SourceOp::LOCAL_FOLLOW_PATHS
+                )
+            })?,
             None => Vec::new(),
         };
-        let request = SyncRequest { dir: &local.dir, ignore: &local.ignore, follow_paths: &follow_paths };
+        let request = SyncRequest {
+            dir: &local.dir,
+            ignore: &local.ignore,
+            follow_paths: &follow_paths,
+        };
         let lease = ContextSource::new(self.store.clone()).sync(&request)?;
         let stats = &lease.stats;
         cx.events.emit(Event::Progress {
@@ -49,8 +62,14 @@ impl BuildBackend {
             total: None,
             unit: "bytes".into(),
         });
-        cx.events.emit(Event::ContextTransfer { vertex: cx.vertex.clone(), stats: stats.clone() });
-        let result = SourceResult { key: lease.checksum.clone(), result: ResultRef::snapshot(lease.snapshot.clone()) };
+        cx.events.emit(Event::ContextTransfer {
+            vertex: cx.vertex.clone(),
+            stats: stats.clone(),
+        });
+        let result = SourceResult {
+            key: lease.checksum.clone(),
+            result: ResultRef::snapshot(lease.snapshot.clone()),
+        };
         self.leases.lock().expect("lease list lock").push(lease);
         Ok(result)
     }
@@ -67,7 +86,11 @@ impl Backend for BuildBackend {
             }
             (scheme, _) => bail!(
                 "Source `{}` is not supported: Strata reads `docker-image://` and `local://` sources",
-                if scheme.is_empty() { op.identifier.as_str() } else { scheme }
+                if scheme.is_empty() {
+                    op.identifier.as_str()
+                } else {
+                    scheme
+                }
             ),
         }
     }
@@ -77,14 +100,22 @@ impl Backend for BuildBackend {
     }
 
     async fn cache_lookup(&self, key: &Digest) -> anyhow::Result<Option<ResultRef>> {
-        Ok(self.store.cache_get(key)?.map(|snapshot| ResultRef { snapshot }))
+        Ok(self
+            .store
+            .cache_get(key)?
+            .map(|snapshot| ResultRef { snapshot }))
     }
 
     async fn cache_save(&self, key: &Digest, result: &ResultRef) -> anyhow::Result<()> {
         self.store.cache_put(key, result.snapshot.as_deref())
     }
 
-    async fn execute(&self, vertex: &Vertex, inputs: &[ResultRef], cx: &VertexContext) -> anyhow::Result<ResultRef> {
+    async fn execute(
+        &self,
+        vertex: &Vertex,
+        inputs: &[ResultRef],
+        cx: &VertexContext,
+    ) -> anyhow::Result<ResultRef> {
         self.worker.execute(vertex, inputs, cx).await
     }
 }

@@ -6,14 +6,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use strata_dockerfile::convert::{ConvertOptions, Conversion, convert};
+use strata_dockerfile::convert::{Conversion, ConvertOptions, convert};
 use strata_dockerfile::dockerignore::DockerIgnore;
 use strata_exporter::{ExportReport, OutputSpec};
+use strata_history::explain::{BuildView, explain};
+use strata_history::{
+    BuildRecord, BuildStatus, HistoryDb, RecordedError, RequestSummary, Retention, StepState,
+    steps_from_events,
+};
 use strata_llb::image::ImageConfig;
 use strata_llb::{Definition, Platform};
-use strata_history::explain::{BuildView, explain};
-use strata_history::{BuildRecord, BuildStatus, HistoryDb, RecordedError, RequestSummary, Retention, StepState, steps_from_events};
-use strata_solver::{Event, EventSink, ExplainedStep, ResultRef, SolveError, SolveOptions, Solver, StampedEvent};
+use strata_solver::{
+    Event, EventSink, ExplainedStep, ResultRef, SolveError, SolveOptions, Solver, StampedEvent,
+};
 use strata_source::StoreImageResolver;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +29,10 @@ pub enum DockerfileSource {
     Default,
     Path(PathBuf),
     /// Text given directly, with the name used in messages.
-    Inline { name: String, text: String },
+    Inline {
+        name: String,
+        text: String,
+    },
 }
 
 /// Everything `strata build` accepts.
@@ -103,7 +111,9 @@ impl Engine {
         let started = Instant::now();
         let (events, recorded) = events.with_recorder();
         let mut record = BuildRecord::new(new_build_id(), request.summary());
-        events.emit(Event::BuildStarted { build_id: record.id.clone() });
+        events.emit(Event::BuildStarted {
+            build_id: record.id.clone(),
+        });
         let history = self.history();
         if let Ok(history) = &history {
             if let Err(error) = history.put(&record) {
@@ -112,7 +122,9 @@ impl Engine {
         }
 
         let mut progress = Progress::default();
-        let outcome = self.build_inner(request, &events, cancel, &mut progress).await;
+        let outcome = self
+            .build_inner(request, &events, cancel, &mut progress)
+            .await;
 
         record.finished = Some(chrono::Utc::now());
         record.status = match &outcome {
@@ -121,10 +133,15 @@ impl Engine {
             Err(_) => BuildStatus::Failed,
         };
         record.error = outcome.as_ref().err().map(recorded_error);
-        record.definition = progress.definition.as_ref().and_then(|d| serde_json::to_value(d).ok());
+        record.definition = progress
+            .definition
+            .as_ref()
+            .and_then(|d| serde_json::to_value(d).ok());
         record.context_files = progress.context_files;
         if let Ok(result) = &outcome {
-            record.result = Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": result.exports.len() }));
+            record.result = Some(
+                serde_json::json!({ "snapshot": result.result.snapshot, "exports": result.exports.len() }),
+            );
         }
 
         let snapshot = recorded.lock().expect("event recorder lock").clone();
@@ -132,7 +149,9 @@ impl Engine {
         record.steps_total = total;
         record.steps_cached = cached;
         match &history {
-            Ok(history) => events.emit(Event::Explanations { steps: explain_against_previous(history, &record, &snapshot) }),
+            Ok(history) => events.emit(Event::Explanations {
+                steps: explain_against_previous(history, &record, &snapshot),
+            }),
             Err(error) => tracing::warn!("build history unavailable: {error:#}"),
         }
         events.emit(Event::BuildFinished {
@@ -171,10 +190,17 @@ impl Engine {
         let backend = Arc::new(BuildBackend {
             store: self.store.clone(),
             worker: self.worker.clone(),
-            locals: vec![LocalDir { name: "context".into(), dir: request.context.clone(), ignore }],
+            locals: vec![LocalDir {
+                name: "context".into(),
+                dir: request.context.clone(),
+                ignore,
+            }],
             leases: Mutex::new(Vec::new()),
         });
-        let options = SolveOptions { max_parallel: self.max_parallel, no_cache: request.no_cache };
+        let options = SolveOptions {
+            max_parallel: self.max_parallel,
+            no_cache: request.no_cache,
+        };
         let solver = Solver::new(backend.clone(), options);
         let solved = solver.solve(&conversion.definition, events, cancel).await;
         for lease in backend.leases.lock().expect("lease list lock").iter() {
@@ -182,12 +208,23 @@ impl Engine {
         }
         let result = solved?;
 
-        let exports = self.export(request, &result, &conversion.image_config, events).await?;
-        Ok(BuildResult { definition: conversion.definition, image_config: conversion.image_config, result, exports })
+        let exports = self
+            .export(request, &result, &conversion.image_config, events)
+            .await?;
+        Ok(BuildResult {
+            definition: conversion.definition,
+            image_config: conversion.image_config,
+            result,
+            exports,
+        })
     }
 
     /// Reads, parses and converts the Dockerfile.
-    pub async fn load_definition(&self, request: &BuildRequest, events: &EventSink) -> Result<Conversion, BuildError> {
+    pub async fn load_definition(
+        &self,
+        request: &BuildRequest,
+        events: &EventSink,
+    ) -> Result<Conversion, BuildError> {
         let (name, text) = read_dockerfile(request)?;
         let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
         let options_file = name.clone();
@@ -200,15 +237,22 @@ impl Engine {
             excludes: read_dockerignore(&request.context)?.patterns().to_vec(),
             no_cache: request.no_cache,
         };
-        let resolver = StoreImageResolver { store: self.store.clone() };
-        let conversion = convert(&ast, &options, &resolver).await.map_err(|e| BuildError::Input(e.to_string()))?;
+        let resolver = StoreImageResolver {
+            store: self.store.clone(),
+        };
+        let conversion = convert(&ast, &options, &resolver)
+            .await
+            .map_err(|e| BuildError::Input(e.to_string()))?;
         for warning in &conversion.warnings {
             let location = warning.line.map(|line| strata_llb::SourceLocation {
                 file: options_file.clone(),
                 start_line: line,
                 end_line: line,
             });
-            events.emit(Event::Warning { message: warning.message.clone(), location });
+            events.emit(Event::Warning {
+                message: warning.message.clone(),
+                location,
+            });
         }
         Ok(conversion)
     }
@@ -225,10 +269,18 @@ impl Engine {
         for (index, output) in request.outputs.iter().enumerate() {
             let started = Instant::now();
             let id = format!("export-{index}");
-            events.emit(Event::Phase { id: id.clone(), name: format!("exporting to {output}"), duration_ms: None });
+            events.emit(Event::Phase {
+                id: id.clone(),
+                name: format!("exporting to {output}"),
+                duration_ms: None,
+            });
             let name = format!("exporting to {output}");
-            let (store, output, config, snapshot) =
-                (self.store.clone(), output.clone(), config.clone(), snapshot.clone());
+            let (store, output, config, snapshot) = (
+                self.store.clone(),
+                output.clone(),
+                config.clone(),
+                snapshot.clone(),
+            );
             let report = tokio::task::spawn_blocking(move || {
                 strata_exporter::export(&store, snapshot.as_deref(), &config, &output, &mut |_| {})
             })
@@ -236,13 +288,21 @@ impl Engine {
             .map_err(|e| BuildError::Export(e.into()))?
             .map_err(BuildError::Export)?;
             let duration_ms = Some(started.elapsed().as_millis() as u64);
-            events.emit(Event::Phase { id, name, duration_ms });
+            events.emit(Event::Phase {
+                id,
+                name,
+                duration_ms,
+            });
             reports.push(report);
         }
         for tag in &request.tags {
             let started = Instant::now();
             let id = format!("tag-{tag}");
-            events.emit(Event::Phase { id: id.clone(), name: format!("naming to {tag}"), duration_ms: None });
+            events.emit(Event::Phase {
+                id: id.clone(),
+                name: format!("naming to {tag}"),
+                duration_ms: None,
+            });
             let name = strata_dockerfile::convert::normalize_reference(tag)
                 .map_err(|e| BuildError::Input(format!("Invalid tag `{tag}`: {e}")))?;
             let (store, config, snapshot) = (self.store.clone(), config.clone(), snapshot.clone());
@@ -253,7 +313,11 @@ impl Engine {
             .map_err(|e| BuildError::Export(e.into()))?
             .map_err(BuildError::Export)?;
             let duration_ms = Some(started.elapsed().as_millis() as u64);
-            events.emit(Event::Phase { id, name: format!("naming to {tag}"), duration_ms });
+            events.emit(Event::Phase {
+                id,
+                name: format!("naming to {tag}"),
+                duration_ms,
+            });
         }
         Ok(reports)
     }
@@ -283,12 +347,21 @@ impl BuildRequest {
 
 fn recorded_error(error: &BuildError) -> RecordedError {
     match error {
-        BuildError::Step(SolveError::Vertex { name, metadata, message, .. }) => RecordedError {
+        BuildError::Step(SolveError::Vertex {
+            name,
+            metadata,
+            message,
+            ..
+        }) => RecordedError {
             message: message.clone(),
             step: Some(name.clone()),
             location: metadata.location.clone(),
         },
-        other => RecordedError { message: other.to_string(), step: None, location: None },
+        other => RecordedError {
+            message: other.to_string(),
+            step: None,
+            location: None,
+        },
     }
 }
 
@@ -303,20 +376,36 @@ fn step_counts(events: &[StampedEvent]) -> (u32, u32) {
         })
         .collect();
     let steps = steps_from_events(events);
-    let cached = steps.iter().filter(|s| keyed.contains(&s.vertex) && s.state == StepState::Cached).count();
+    let cached = steps
+        .iter()
+        .filter(|s| keyed.contains(&s.vertex) && s.state == StepState::Cached)
+        .count();
     (keyed.len() as u32, cached as u32)
 }
 
 /// Explains every step that ran against the previous build of the same
 /// Dockerfile, context and target.
-fn explain_against_previous(history: &HistoryDb, record: &BuildRecord, events: &[StampedEvent]) -> Vec<ExplainedStep> {
+fn explain_against_previous(
+    history: &HistoryDb,
+    record: &BuildRecord,
+    events: &[StampedEvent],
+) -> Vec<ExplainedStep> {
     let previous = history.previous(record).ok().flatten();
-    let previous_events = previous.as_ref().map(|p| history.events(&p.id).unwrap_or_default()).unwrap_or_default();
+    let previous_events = previous
+        .as_ref()
+        .map(|p| history.events(&p.id).unwrap_or_default())
+        .unwrap_or_default();
     let current = BuildView::new(record, events);
-    let earlier = previous.as_ref().map(|p| BuildView::new(p, &previous_events));
+    let earlier = previous
+        .as_ref()
+        .map(|p| BuildView::new(p, &previous_events));
     explain(&current, earlier.as_ref())
         .into_iter()
-        .map(|e| ExplainedStep { vertex: e.vertex, step: e.step, reasons: e.reasons.iter().map(|r| r.to_string()).collect() })
+        .map(|e| ExplainedStep {
+            vertex: e.vertex,
+            step: e.step,
+            reasons: e.reasons.iter().map(|r| r.to_string()).collect(),
+        })
         .collect()
 }
 
@@ -332,7 +421,9 @@ fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), BuildErro
             path.display()
         ))
     })?;
-    let name = path.file_name().map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
     Ok((name, text))
 }
 
@@ -341,13 +432,21 @@ fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(error) => return Err(BuildError::Input(format!("Failed to read `{}`: {error}", path.display()))),
+        Err(error) => {
+            return Err(BuildError::Input(format!(
+                "Failed to read `{}`: {error}",
+                path.display()
+            )));
+        }
     };
-    DockerIgnore::parse(&text).map_err(|e| BuildError::Input(format!("Invalid `{}`: {e}", path.display())))
+    DockerIgnore::parse(&text)
+        .map_err(|e| BuildError::Input(format!("Invalid `{}`: {e}", path.display())))
 }
 
 fn new_build_id() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
 }

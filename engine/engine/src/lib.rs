@@ -38,7 +38,11 @@ impl Engine {
         let max_parallel = options
             .max_parallel
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-        Ok(Engine { store, worker, max_parallel })
+        Ok(Engine {
+            store,
+            worker,
+            max_parallel,
+        })
     }
 
     pub fn store(&self) -> &Arc<Store> {

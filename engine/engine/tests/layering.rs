@@ -10,9 +10,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strata-dockerfile", &["strata-llb"]),
     ("strata-solver", &["strata-llb"]),
     ("strata-store", &["strata-llb"]),
-    ("strata-worker", &["strata-llb", "strata-store", "strata-solver"]),
-    ("strata-source", &["strata-llb", "strata-store", "strata-solver", "strata-dockerfile"]),
+    (
+        "strata-worker",
+        &["strata-llb", "strata-store", "strata-solver"],
+    ),
+    (
+        "strata-source",
+        &[
+            "strata-llb",
+            "strata-store",
+            "strata-solver",
+            "strata-dockerfile",
+        ],
+    ),
     ("strata-exporter", &["strata-llb", "strata-store"]),
+    ("strata-history", &["strata-llb", "strata-solver"]),
     (
         "strata-engine",
         &[
@@ -23,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-worker",
             "strata-source",
             "strata-exporter",
+            "strata-history",
         ],
     ),
 ];
@@ -33,7 +46,11 @@ fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(output.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let mut graph = BTreeMap::new();
     for package in metadata["packages"].as_array().unwrap() {
@@ -55,10 +72,15 @@ fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
 fn crates_depend_only_downward() {
     let graph = workspace_dependencies();
     for (name, allowed) in ALLOWED {
-        let actual = graph.get(*name).unwrap_or_else(|| panic!("crate `{name}` is missing from the workspace"));
+        let actual = graph
+            .get(*name)
+            .unwrap_or_else(|| panic!("crate `{name}` is missing from the workspace"));
         let allowed: BTreeSet<String> = allowed.iter().map(|s| s.to_string()).collect();
         let extra: Vec<_> = actual.difference(&allowed).collect();
-        assert!(extra.is_empty(), "`{name}` depends on {extra:?}, which its layer must not use");
+        assert!(
+            extra.is_empty(),
+            "`{name}` depends on {extra:?}, which its layer must not use"
+        );
     }
 }
 
@@ -67,6 +89,9 @@ fn front_ends_use_only_the_engine_api() {
     let graph = workspace_dependencies();
     let cli = &graph["strata-cli"];
     for forbidden in ["strata-worker", "strata-source"] {
-        assert!(!cli.contains(forbidden), "the CLI depends on `{forbidden}`; go through `strata-engine`");
+        assert!(
+            !cli.contains(forbidden),
+            "the CLI depends on `{forbidden}`; go through `strata-engine`"
+        );
     }
 }

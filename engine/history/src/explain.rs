@@ -407,7 +407,10 @@ fn input_differences(
             reasons.push(files_changed(&content.path, current.record, earlier.record));
         } else {
             let parent = parent.map_or_else(String::new, |p| p.name.clone());
-            reasons.push(Reason::CopiedContentChanged { path: content.path.clone(), parent });
+            reasons.push(Reason::CopiedContentChanged {
+                path: content.path.clone(),
+                parent,
+            });
         }
     }
     reasons

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use strata_llb::{Digest, SourceLocation};
 use std::sync::{Arc, Mutex};
+use strata_llb::{Digest, SourceLocation};
 use tokio::sync::mpsc;
 
 /// Version of the serialized event format; bump on incompatible changes.
@@ -129,25 +129,47 @@ impl EventSink {
     /// Creates a sink and the receiver its events arrive on.
     pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<StampedEvent>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        (EventSink { sender: Some(sender), recorder: None }, receiver)
+        (
+            EventSink {
+                sender: Some(sender),
+                recorder: None,
+            },
+            receiver,
+        )
     }
 
     /// A sink that drops every event.
     pub fn discard() -> EventSink {
-        EventSink { sender: None, recorder: None }
+        EventSink {
+            sender: None,
+            recorder: None,
+        }
     }
 
     /// Returns a sink that also appends every event to the returned list,
     /// in the order they are sent, before passing it on.
     pub fn with_recorder(&self) -> (EventSink, Arc<Mutex<Vec<StampedEvent>>>) {
         let recorder = Arc::new(Mutex::new(Vec::new()));
-        (EventSink { sender: self.sender.clone(), recorder: Some(recorder.clone()) }, recorder)
+        (
+            EventSink {
+                sender: self.sender.clone(),
+                recorder: Some(recorder.clone()),
+            },
+            recorder,
+        )
     }
 
     pub fn emit(&self, event: Event) {
-        let stamped = StampedEvent { v: EVENT_FORMAT_VERSION, time: Utc::now(), event };
+        let stamped = StampedEvent {
+            v: EVENT_FORMAT_VERSION,
+            time: Utc::now(),
+            event,
+        };
         if let Some(recorder) = &self.recorder {
-            recorder.lock().expect("event recorder lock").push(stamped.clone());
+            recorder
+                .lock()
+                .expect("event recorder lock")
+                .push(stamped.clone());
         }
         if let Some(sender) = &self.sender {
             let _ = sender.send(stamped);

@@ -10,7 +10,7 @@ mod solve;
 
 pub use backend::{Backend, ResultRef, Selector, SourceResult, VertexContext};
 pub use events::{
-    EVENT_FORMAT_VERSION, Event, EventSink, ExplainedStep, KeyInput, LogStream, PathChecksum, StampedEvent,
-    TransferStats,
+    EVENT_FORMAT_VERSION, Event, EventSink, ExplainedStep, KeyInput, LogStream, PathChecksum,
+    StampedEvent, TransferStats,
 };
 pub use solve::{SolveError, SolveOptions, Solver};

@@ -99,14 +99,23 @@ impl ContextSource {
     pub fn sync(&self, request: &SyncRequest<'_>) -> Result<ContextLease> {
         let started = Instant::now();
         let dir = fs::canonicalize(request.dir).with_context(|| {
-            format!("Build context `{}` is not a readable directory", request.dir.display())
+            format!(
+                "Build context `{}` is not a readable directory",
+                request.dir.display()
+            )
         })?;
         let key = Digest::of_bytes(dir.as_os_str().as_encoded_bytes());
         let (snapshot, mirror) = self.store.context_snapshot(key.hex())?;
         let lock_path = mirror.with_extension("lock");
-        let lock_file = File::options().create(true).truncate(false).write(true).open(&lock_path)?;
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
         let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| anyhow::anyhow!("Failed to lock `{}`: {errno}", lock_path.display()))?;
+            .map_err(|(_, errno)| {
+                anyhow::anyhow!("Failed to lock `{}`: {errno}", lock_path.display())
+            })?;
 
         let index_path = mirror.with_extension("index.json");
         let old: BTreeMap<String, Entry> = match fs::read(&index_path) {
@@ -128,33 +137,56 @@ impl ContextSource {
                 let value = match entry.kind {
                     EntryKind::File => entry.digest.clone().unwrap_or_default(),
                     EntryKind::Dir => "dir".to_string(),
-                    EntryKind::Symlink => format!("link:{}", entry.link.as_deref().unwrap_or_default()),
+                    EntryKind::Symlink => {
+                        format!("link:{}", entry.link.as_deref().unwrap_or_default())
+                    }
                 };
                 (path.clone(), value)
             })
             .collect();
-        Ok(ContextLease { snapshot, checksum: checksum(&index), stats, files, _lock: lock })
+        Ok(ContextLease {
+            snapshot,
+            checksum: checksum(&index),
+            stats,
+            files,
+            _lock: lock,
+        })
     }
 }
 
 /// Lists the entries to mirror, parents before children.
-fn walk(dir: &Path, request: &SyncRequest<'_>, stats: &mut TransferStats) -> Result<BTreeMap<String, Entry>> {
+fn walk(
+    dir: &Path,
+    request: &SyncRequest<'_>,
+    stats: &mut TransferStats,
+) -> Result<BTreeMap<String, Entry>> {
     let mut entries = BTreeMap::new();
     let roots = follow_roots(request.follow_paths);
     for root in roots {
-        let start = if root.is_empty() { dir.to_path_buf() } else { dir.join(&root) };
+        let start = if root.is_empty() {
+            dir.to_path_buf()
+        } else {
+            dir.join(&root)
+        };
         if fs::symlink_metadata(&start).is_err() {
             // A missing followed path is reported by the copy that reads it.
             continue;
         }
         add_parents(dir, &root, &mut entries)?;
-        let mut walker = walkdir::WalkDir::new(&start).follow_links(false).sort_by_file_name().into_iter();
+        let mut walker = walkdir::WalkDir::new(&start)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter();
         while let Some(item) = walker.next() {
-            let item = item.with_context(|| format!("Failed to read the build context `{}`", dir.display()))?;
+            let item = item
+                .with_context(|| format!("Failed to read the build context `{}`", dir.display()))?;
             let relative = relative_path(dir, item.path());
             stats.walked += 1;
             if relative.is_empty() {
-                entries.insert(String::new(), entry_of(&item.path().symlink_metadata()?, None)?);
+                entries.insert(
+                    String::new(),
+                    entry_of(&item.path().symlink_metadata()?, None)?,
+                );
                 continue;
             }
             if request.ignore.is_excluded(&relative) {
@@ -165,7 +197,10 @@ fn walk(dir: &Path, request: &SyncRequest<'_>, stats: &mut TransferStats) -> Res
                 continue;
             }
             let metadata = item.path().symlink_metadata()?;
-            let link = metadata.is_symlink().then(|| fs::read_link(item.path())).transpose()?;
+            let link = metadata
+                .is_symlink()
+                .then(|| fs::read_link(item.path()))
+                .transpose()?;
             entries.insert(relative, entry_of(&metadata, link)?);
         }
     }
@@ -193,7 +228,9 @@ fn follow_roots(follow_paths: &[String]) -> Vec<String> {
     roots.dedup();
     let mut kept: Vec<String> = Vec::new();
     for root in roots {
-        let nested = kept.iter().any(|k| k.is_empty() || root.starts_with(&format!("{k}/")));
+        let nested = kept
+            .iter()
+            .any(|k| k.is_empty() || root.starts_with(&format!("{k}/")));
         if !nested {
             kept.push(root);
         }
@@ -210,13 +247,19 @@ fn add_parents(dir: &Path, root: &str, entries: &mut BTreeMap<String, Entry>) ->
             path.push('/');
         }
         path.push_str(component);
-        entries.insert(path.clone(), entry_of(&dir.join(&path).symlink_metadata()?, None)?);
+        entries.insert(
+            path.clone(),
+            entry_of(&dir.join(&path).symlink_metadata()?, None)?,
+        );
     }
     Ok(())
 }
 
 fn relative_path(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root).unwrap_or(path).to_string_lossy().into_owned()
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn entry_of(metadata: &fs::Metadata, link: Option<PathBuf>) -> Result<Entry> {
@@ -232,7 +275,11 @@ fn entry_of(metadata: &fs::Metadata, link: Option<PathBuf>) -> Result<Entry> {
         mode: metadata.mode() & 0o7777,
         uid: metadata.uid(),
         gid: metadata.gid(),
-        size: if kind == EntryKind::File { metadata.size() } else { 0 },
+        size: if kind == EntryKind::File {
+            metadata.size()
+        } else {
+            0
+        },
         mtime_ns: metadata.mtime() as i128 * 1_000_000_000 + metadata.mtime_nsec() as i128,
         inode: metadata.ino(),
         device: metadata.dev(),
@@ -266,7 +313,11 @@ fn apply(
             index.insert(path, entry);
             continue;
         }
-        let target = if path.is_empty() { mirror.to_path_buf() } else { mirror.join(&path) };
+        let target = if path.is_empty() {
+            mirror.to_path_buf()
+        } else {
+            mirror.join(&path)
+        };
         match entry.kind {
             EntryKind::Dir => {
                 fs::create_dir_all(&target)?;
@@ -276,8 +327,9 @@ fn apply(
                 symlink(entry.link.as_deref().unwrap_or_default(), &target)?;
             }
             EntryKind::File => {
-                let digest = copy_file(&source.join(&path), &target)
-                    .with_context(|| format!("Failed to transfer `{path}` from the build context"))?;
+                let digest = copy_file(&source.join(&path), &target).with_context(|| {
+                    format!("Failed to transfer `{path}` from the build context")
+                })?;
                 entry.digest = Some(digest);
                 stats.copied_files += 1;
                 stats.copied_bytes += entry.size;
@@ -304,7 +356,9 @@ fn copy_file(from: &Path, to: &Path) -> Result<String> {
     let mut input = File::open(from)?;
     let temp = to.with_file_name(format!(
         ".strata-tmp-{}",
-        to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        to.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     let mut output = File::create(&temp)?;
     let mut hasher = Sha256::new();
@@ -367,7 +421,12 @@ mod tests {
 
     #[test]
     fn follow_roots_stop_at_wildcards() {
-        let paths = vec!["src/main.c".into(), "src".into(), "assets/*.png".into(), "./README".into()];
+        let paths = vec![
+            "src/main.c".into(),
+            "src".into(),
+            "assets/*.png".into(),
+            "./README".into(),
+        ];
         assert_eq!(follow_roots(&paths), vec!["README", "assets", "src"]);
     }
 

@@ -16,7 +16,11 @@ pub struct StoreImageResolver {
 
 #[async_trait]
 impl ImageResolver for StoreImageResolver {
-    async fn resolve(&self, reference: &str, _platform: &Platform) -> Result<ResolvedImage, String> {
+    async fn resolve(
+        &self,
+        reference: &str,
+        _platform: &Platform,
+    ) -> Result<ResolvedImage, String> {
         let name = normalize_reference(reference).map_err(|e| e.to_string())?;
         let image = self.store.image(&name).map_err(|e| format!("{e:#}"))?;
         let Some(image) = image else {
@@ -26,7 +30,11 @@ impl ImageResolver for StoreImageResolver {
                  which builds `busybox:latest` and `debian:bookworm`"
             ));
         };
-        Ok(ResolvedImage { name: image.name, digest: image.manifest, config: image.config })
+        Ok(ResolvedImage {
+            name: image.name,
+            digest: image.manifest,
+            config: image.config,
+        })
     }
 }
 
@@ -52,6 +60,11 @@ pub fn load_image(store: &Store, reference: &str) -> anyhow::Result<SourceResult
             );
         }
     }
-    let result = ResultRef { snapshot: image.snapshot.clone() };
-    Ok(SourceResult { key: image.manifest, result })
+    let result = ResultRef {
+        snapshot: image.snapshot.clone(),
+    };
+    Ok(SourceResult {
+        key: image.manifest,
+        result,
+    })
 }

@@ -96,7 +96,11 @@ impl Store {
     /// and updated in place by the context sync, which serialises its
     /// writers with a lock file next to the `fs` directory.
     pub fn context_snapshot(&self, key: &str) -> Result<(String, PathBuf)> {
-        let id: String = key.chars().filter(char::is_ascii_hexdigit).take(32).collect();
+        let id: String = key
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(32)
+            .collect();
         if id.len() != 32 {
             bail!("Invalid context key `{key}`: expected at least 32 hex digits");
         }

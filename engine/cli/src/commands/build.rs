@@ -73,7 +73,8 @@ impl DefinitionArgs {
             None => DockerfileSource::Default,
             Some(path) if path.as_os_str() == "-" => DockerfileSource::Inline {
                 name: "Dockerfile".into(),
-                text: std::io::read_to_string(std::io::stdin()).context("Failed to read the Dockerfile from standard input")?,
+                text: std::io::read_to_string(std::io::stdin())
+                    .context("Failed to read the Dockerfile from standard input")?,
             },
             Some(path) => DockerfileSource::Path(path.clone()),
         };
@@ -114,7 +115,10 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
     request.tags = args.tags.clone();
     request.no_cache = args.no_cache;
     for spec in &args.outputs {
-        request.outputs.push(OutputSpec::parse(spec).map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?);
+        request.outputs.push(
+            OutputSpec::parse(spec)
+                .map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?,
+        );
     }
     let engine = open_engine(root, args.max_parallel)?;
 
@@ -130,7 +134,9 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
 
     let outcome = engine.build(&request, &events, &cancel).await;
     drop(events);
-    let summary = renderer.await.context("The progress renderer stopped unexpectedly")?;
+    let summary = renderer
+        .await
+        .context("The progress renderer stopped unexpectedly")?;
     match outcome {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(BuildError::Parse(error)) => {
@@ -140,7 +146,9 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
         Err(BuildError::Step(error)) => {
             let source = match &request.dockerfile {
                 DockerfileSource::Inline { text, .. } => Some(text.clone()),
-                DockerfileSource::Default => std::fs::read_to_string(request.context.join("Dockerfile")).ok(),
+                DockerfileSource::Default => {
+                    std::fs::read_to_string(request.context.join("Dockerfile")).ok()
+                }
                 DockerfileSource::Path(path) => std::fs::read_to_string(path).ok(),
             };
             eprint!("{}", render_failure(&summary, source.as_deref()));
@@ -157,7 +165,10 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
 pub async fn dump_llb(root: Option<PathBuf>, args: DumpLlbArgs) -> anyhow::Result<ExitCode> {
     let request = args.definition.request()?;
     let engine = open_engine(root, None)?;
-    let conversion = match engine.load_definition(&request, &EventSink::discard()).await {
+    let conversion = match engine
+        .load_definition(&request, &EventSink::discard())
+        .await
+    {
         Ok(conversion) => conversion,
         Err(BuildError::Parse(error)) => {
             eprintln!("{:?}", miette::Report::new(error));

@@ -16,7 +16,10 @@ pub fn run(command: DebugCommand) -> anyhow::Result<ExitCode> {
     match command {
         DebugCommand::Parse { file } => {
             let (name, text) = if file.as_os_str() == "-" {
-                ("<stdin>".to_string(), std::io::read_to_string(std::io::stdin())?)
+                (
+                    "<stdin>".to_string(),
+                    std::io::read_to_string(std::io::stdin())?,
+                )
             } else {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("Failed to read `{}`", file.display()))?;

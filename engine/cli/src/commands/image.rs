@@ -38,10 +38,16 @@ pub enum ImageCommand {
 
 pub fn run(root: Option<PathBuf>, command: ImageCommand) -> anyhow::Result<ExitCode> {
     let root = root.unwrap_or_else(Store::default_root);
-    let store = Store::open(&root).with_context(|| format!("Failed to open the store at `{}`", root.display()))?;
+    let store = Store::open(&root)
+        .with_context(|| format!("Failed to open the store at `{}`", root.display()))?;
     match command {
-        ImageCommand::Import { tarball, tag, changes } => {
-            let name = normalize_reference(&tag).map_err(|e| anyhow::anyhow!("Invalid tag `{tag}`: {e}"))?;
+        ImageCommand::Import {
+            tarball,
+            tag,
+            changes,
+        } => {
+            let name = normalize_reference(&tag)
+                .map_err(|e| anyhow::anyhow!("Invalid tag `{tag}`: {e}"))?;
             let mut config = ImageConfig::default();
             let platform = Platform::host();
             config.os = platform.os;
@@ -51,7 +57,10 @@ pub fn run(root: Option<PathBuf>, command: ImageCommand) -> anyhow::Result<ExitC
                 apply_change(&mut config, change)?;
             }
             if !tarball.is_file() {
-                bail!("Root filesystem tarball `{}` does not exist", tarball.display());
+                bail!(
+                    "Root filesystem tarball `{}` does not exist",
+                    tarball.display()
+                );
             }
             let image = store.import_rootfs(&tarball, &name, config)?;
             println!("{} {}", image.name, image.manifest);
@@ -93,7 +102,8 @@ pub fn run(root: Option<PathBuf>, command: ImageCommand) -> anyhow::Result<ExitC
         ImageCommand::Rm { names } => {
             let mut missing = false;
             for name in names {
-                let normalized = normalize_reference(&name).map_err(|e| anyhow::anyhow!("Invalid name `{name}`: {e}"))?;
+                let normalized = normalize_reference(&name)
+                    .map_err(|e| anyhow::anyhow!("Invalid name `{name}`: {e}"))?;
                 if store.remove_image(&normalized)? {
                     println!("Removed {normalized}");
                 } else {
@@ -137,7 +147,11 @@ fn apply_change(config: &mut ImageConfig, change: &str) -> anyhow::Result<()> {
         "expose" => {
             let ports = container.exposed_ports.get_or_insert_with(Default::default);
             for port in &node.args {
-                let port = if port.contains('/') { port.clone() } else { format!("{port}/tcp") };
+                let port = if port.contains('/') {
+                    port.clone()
+                } else {
+                    format!("{port}/tcp")
+                };
                 ports.insert(port, EmptyObject {});
             }
         }
@@ -165,8 +179,13 @@ fn command_args(node: &Node) -> Vec<String> {
 
 fn unquote(value: &str) -> &str {
     let quoted = value.len() >= 2
-        && ((value.starts_with('"') && value.ends_with('"')) || (value.starts_with('\'') && value.ends_with('\'')));
-    if quoted { &value[1..value.len() - 1] } else { value }
+        && ((value.starts_with('"') && value.ends_with('"'))
+            || (value.starts_with('\'') && value.ends_with('\'')));
+    if quoted {
+        &value[1..value.len() - 1]
+    } else {
+        value
+    }
 }
 
 fn human_size(bytes: u64) -> String {
@@ -177,5 +196,9 @@ fn human_size(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes}B") } else { format!("{value:.1}{}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
 }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use strata_solver::events::{Event, StampedEvent};
 
 use super::format::{task_amount, task_label};
-use super::state::{BuildState, StepKey, StepState, between, format_explanations, format_transfer, format_warning};
+use super::state::{
+    BuildState, StepKey, StepState, between, format_explanations, format_transfer, format_warning,
+};
 use super::summary::RenderSummary;
 
 /// The shortest time between two printed updates of a running task, so a

@@ -472,7 +472,11 @@ pub(crate) fn format_explanations(explanations: &[ExplainedStep]) -> Vec<String>
     }
     let mut lines = vec!["Why steps ran:".to_string()];
     for explained in explanations {
-        lines.push(format!(" => {}: {}", explained.step, explained.reasons.join("; ")));
+        lines.push(format!(
+            " => {}: {}",
+            explained.step,
+            explained.reasons.join("; ")
+        ));
     }
     lines
 }
