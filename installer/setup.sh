@@ -40,7 +40,7 @@ IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUNTIME_PACKAGES=(runc busybox-static debootstrap ca-certificates)
 TEST_PACKAGES=(
     docker.io docker-registry skopeo buildah cmake pkg-config build-essential
-    uidmap iptables jq hyperfine xz-utils zstd bzip2 curl openssl apache2-utils git
+    uidmap iptables jq hyperfine xz-utils zstd bzip2 curl openssl apache2-utils
 )
 
 with_test=0
