@@ -136,6 +136,7 @@ image_listed() {
     local name="$1" listing
     listing="$("$STRATA" image ls --format json)" ||
         die "\`strata image ls --format json\` failed; check the store at \`${STRATA_ROOT:-/var/lib/strata}\`"
+    [[ -n "$listing" ]] || return 1
     jq -e --arg short "$name" --arg long "docker.io/library/$name" \
         '[.. | strings | select(. == $short or . == $long)] | length > 0' \
         <<<"$listing" >/dev/null
@@ -150,6 +151,8 @@ import_image() {
     log "Importing $tarball as $name"
     "$STRATA" image import "$tarball" --tag "$name" \
         --change "CMD [\"$cmd\"]" --change "ENV PATH=$IMAGE_PATH"
+    image_listed "$name" ||
+        die "\`strata image import\` succeeded but \`strata image ls\` does not list \`$name\`; check the store at \`${STRATA_ROOT:-/var/lib/strata}\`"
 }
 
 main() {
