@@ -73,8 +73,8 @@ build_debian_rootfs() {
         tail -n 20 "$root.log" >&2
         die "debootstrap of \`$DEBIAN_SUITE\` from \`$DEBIAN_MIRROR\` failed; the log tail is above"
     fi
-    # debootstrap unmounts these on success; a leftover mount would be
-    # archived and then deleted through by `rm -rf`.
+    # debootstrap unmounts the target's /proc and /sys when it succeeds. A
+    # leftover mount would be archived, and `rm -rf` would delete through it.
     if findmnt -rn -o TARGET | grep -q "^$root/"; then
         die "debootstrap left mounts under \`$root\`; unmount them and rerun"
     fi

@@ -5,7 +5,7 @@
 #   tests/support/dockerd.sh start   start it, or do nothing when it runs
 #   tests/support/dockerd.sh stop    stop it (its images stay for next time)
 #   tests/support/dockerd.sh env     print `export DOCKER_HOST=...`
-#   tests/support/dockerd.sh status  exit 0 when it answers `docker info`
+#   tests/support/dockerd.sh status  exit 0 when `docker info` succeeds
 #
 # Containers get no network (`--bridge=none --iptables=false`) unless
 # STRATA_TEST_DOCKER_BRIDGE=1, which adds a bridge without NAT so containers
@@ -91,7 +91,7 @@ start() {
 
     if ! wait_until "$TIMEOUT" "$LOGFILE" docker_info; then
         kill -TERM "$!" 2>/dev/null || true
-        die "dockerd did not answer on \`$DOCKER_HOST_URL\` within ${TIMEOUT}s; see the log above"
+        die "dockerd did not respond on \`$DOCKER_HOST_URL\` within ${TIMEOUT}s; see the log above"
     fi
     log "Ready on $DOCKER_HOST_URL (data root $DATA_ROOT)"
 }

@@ -108,7 +108,7 @@ CONFIG
     } >"$dir/config.yml"
 }
 
-registry_answers() {
+registry_responds() {
     local address
     address="$(address_of "$1")"
     if [[ "$1" == plain ]]; then
@@ -122,7 +122,7 @@ start_instance() {
     local instance="$1" pidfile logfile
     pidfile="$(pidfile_of "$instance")"
     logfile="$(logfile_of "$instance")"
-    if pid_alive "$pidfile" && registry_answers "$instance" >/dev/null 2>&1; then
+    if pid_alive "$pidfile" && registry_responds "$instance" >/dev/null 2>&1; then
         log "The $instance registry is already running (pid $(<"$pidfile")) on $(address_of "$instance")"
         return 0
     fi
@@ -136,9 +136,9 @@ start_instance() {
     setsid "$REGISTRY" serve "$STATE_DIR/$instance/config.yml" >>"$logfile" 2>&1 </dev/null 9>&- &
     local pid=$!
     echo "$pid" >"$pidfile"
-    if ! wait_until "$TIMEOUT" "$logfile" registry_answers "$instance"; then
+    if ! wait_until "$TIMEOUT" "$logfile" registry_responds "$instance"; then
         stop_pidfile "$pidfile" 5 "the $instance registry"
-        die "The $instance registry did not answer on $(address_of "$instance") within ${TIMEOUT}s; see the log above"
+        die "The $instance registry did not respond on $(address_of "$instance") within ${TIMEOUT}s; see the log above"
     fi
     log "The $instance registry is ready on $(address_of "$instance") (pid $pid, log $logfile)"
 }

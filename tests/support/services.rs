@@ -4,7 +4,7 @@
 //! `#[path = "../../../tests/support/services.rs"] mod services;` (adjust
 //! the depth). It needs only the standard library. Each function runs the
 //! matching script in this folder, which starts the service unless it already
-//! answers and serialises concurrent starts with a lock, so every test may
+//! responds and serialises concurrent starts with a lock, so every test may
 //! call it.
 
 // Each test crate that includes this file uses only some of its functions.
