@@ -1,5 +1,8 @@
+# shellcheck shell=bash
 # Base rootfs builders for setup.sh, which sources this file after defining
-# `log`, `die`, `write_tar`, CACHE_DIR, DEBIAN_MIRROR and DEBIAN_SUITE.
+# `log`, `die`, `write_tar`, CACHE_DIR, DEBIAN_MIRROR, DEBIAN_SUITE and
+# rebuild_rootfs.
+# shellcheck disable=SC2154
 
 # Builds OUT with BUILDER unless it is cached. BUILDER fills an empty
 # directory and then calls `write_tar DIR OUT`.
@@ -32,7 +35,7 @@ build_busybox_rootfs() {
     log "Building the BusyBox rootfs from /bin/busybox ($(/bin/busybox | head -1 | cut -d' ' -f1-2))"
     mkdir -p "$root"
     (
-        cd "$root"
+        cd "$root" || exit
         umask 022
         mkdir -p bin sbin usr/bin usr/sbin etc root home tmp var/tmp dev proc sys
         chmod 0700 root
@@ -80,7 +83,7 @@ build_debian_rootfs() {
     fi
 
     (
-        cd "$root"
+        cd "$root" || exit
         find var/cache/apt var/lib/apt/lists -type f ! -name lock -delete
         find var/log -type f -name '*.log' -delete
         find var/log -type f -exec truncate -s 0 {} +

@@ -123,11 +123,12 @@ write_tar() {
         args+=(--owner=0 --group=0 --mtime="@$mtime")
     fi
     local entries
-    mapfile -t entries < <(cd "$dir" && ls -A | LC_ALL=C sort)
+    mapfile -t entries < <(find "$dir" -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort)
     LC_ALL=C tar -C "$dir" "${args[@]}" -cf "$out.partial" "${entries[@]}"
     mv "$out.partial" "$out"
 }
 
+# shellcheck source=installer/rootfs.sh
 source "$REPO_DIR/installer/rootfs.sh"
 
 # Returns success when `strata image ls` lists NAME, in its short form or

@@ -13,7 +13,9 @@
 # client), because the first `docker` on PATH may be another version.
 set -euo pipefail
 
+# shellcheck disable=SC2034 # lib.sh reads it
 SERVICE_NAME=dockerd.sh
+# shellcheck source=tests/support/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DOCKER=/usr/bin/docker

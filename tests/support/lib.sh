@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the service scripts in this folder. Source it after
 # setting SERVICE_NAME, which prefixes every message.
 

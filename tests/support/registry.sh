@@ -13,7 +13,9 @@
 # $STRATA_TEST_STATE/registry, so pushed images survive a restart.
 set -euo pipefail
 
+# shellcheck disable=SC2034 # lib.sh reads it
 SERVICE_NAME=registry.sh
+# shellcheck source=tests/support/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REGISTRY=/usr/bin/docker-registry
