@@ -264,7 +264,8 @@ impl HistoryDb {
     }
 
     /// Reads a file written by [`HistoryDb::export`] and stores it; returns
-    /// the record's id.
+    /// the record's id. A record whose id the history has already is
+    /// rejected, so an import never replaces a build.
     pub fn import(&mut self, input: impl Read) -> Result<String> {
         let mut text = String::new();
         flate2::read::GzDecoder::new(input)
@@ -294,6 +295,13 @@ impl HistoryDb {
             .context(
                 "Invalid build record file: the `events` field is not a list of build events",
             )?;
+        if self.get(&record.id)?.is_some() {
+            bail!(
+                "Build `{}` is already in the history; remove it first with `strata history rm {}`",
+                record.id,
+                record.id
+            );
+        }
         self.finish(&record, &events)?;
         Ok(record.id)
     }

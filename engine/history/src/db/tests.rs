@@ -72,6 +72,8 @@ fn export_import_round_trip() {
     let (_other_dir, mut other) = open();
     assert_eq!(other.import(file.as_slice()).unwrap(), "abc");
     assert_eq!(other.events("abc").unwrap(), vec![event]);
+    let again = other.import(file.as_slice()).unwrap_err().to_string();
+    assert!(again.contains("already in the history"), "{again}");
     assert!(other.import(&b"not gzip"[..]).is_err());
 }
 
