@@ -48,7 +48,8 @@ fn ids(store: &TestStore) -> Vec<String> {
         .collect()
 }
 
-/// A store with two builds of the same context, the second fully cached.
+/// Creates a store with two builds of the same context, the second fully
+/// cached.
 fn store_with_rebuild() -> (TestStore, tempfile::TempDir) {
     let store = TestStore::new();
     let ctx = context(&[("Dockerfile", TWO_STEPS), ("a.txt", "one\n")]);

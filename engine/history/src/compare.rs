@@ -22,6 +22,8 @@ pub struct BuildTotals {
     pub status: BuildStatus,
     /// Wall-clock duration of the build, when it finished.
     pub duration_ms: Option<i64>,
+    /// Every step, sources (images, the build context) included, unlike
+    /// [`crate::StepCounts`], which counts only steps with a cache key.
     pub steps: usize,
     pub cached: usize,
     /// Steps that ran rather than coming from the cache.

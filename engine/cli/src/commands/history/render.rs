@@ -285,14 +285,14 @@ pub fn comparison(comparison: &Comparison) -> String {
         format!("- {}", s.name)
     });
     section(&mut out, "Changed", comparison.changed.iter(), |c| {
-        let what = match c.change {
+        let kind = match c.change {
             StepChange::Instruction => "instruction",
             StepChange::Options => "options",
         };
         if c.before == c.after {
-            format!("~ {} ({what})", c.after)
+            format!("~ {} ({kind})", c.after)
         } else {
-            format!("~ {} → {} ({what})", c.before, c.after)
+            format!("~ {} → {} ({kind})", c.before, c.after)
         }
     });
     section(
