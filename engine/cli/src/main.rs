@@ -33,6 +33,9 @@ enum Command {
     /// Inspect how Strata reads its inputs
     #[command(subcommand)]
     Debug(commands::debug::DebugCommand),
+    /// List, inspect, trace, explain and compare recorded builds
+    #[command(subcommand)]
+    History(commands::history::HistoryCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::DumpLlb(args) => commands::build::dump_llb(root, args).await,
             Command::Image(command) => commands::image::run(root, command),
             Command::Debug(command) => commands::debug::run(command),
+            Command::History(command) => commands::history::run(root, command).await,
         }
     });
     match outcome {

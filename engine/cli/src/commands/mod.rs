@@ -1,5 +1,6 @@
 pub mod build;
 pub mod debug;
+pub mod history;
 pub mod image;
 
 use std::path::PathBuf;
