@@ -139,9 +139,21 @@ impl Engine {
             .and_then(|d| serde_json::to_value(d).ok());
         record.context_files = progress.context_files;
         if let Ok(result) = &outcome {
-            record.result = Some(
-                serde_json::json!({ "snapshot": result.result.snapshot, "exports": result.exports.len() }),
-            );
+            let exports: Vec<serde_json::Value> = request
+                .outputs
+                .iter()
+                .zip(&result.exports)
+                .map(|(output, report)| {
+                    serde_json::json!({
+                        "output": output.to_string(),
+                        "manifest": report.manifest,
+                        "config": report.config,
+                        "layers": report.layers,
+                        "bytes": report.bytes,
+                    })
+                })
+                .collect();
+            record.result = Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": exports }));
         }
 
         let snapshot = recorded.lock().expect("event recorder lock").clone();
@@ -327,8 +339,13 @@ impl BuildRequest {
     /// The request as the build history keeps it.
     pub fn summary(&self) -> RequestSummary {
         let dockerfile = match &self.dockerfile {
-            DockerfileSource::Default => self.context.join("Dockerfile").display().to_string(),
-            DockerfileSource::Path(path) => path.display().to_string(),
+            DockerfileSource::Default => {
+                let path = self.context.join("Dockerfile");
+                std::fs::canonicalize(&path).unwrap_or(path).display().to_string()
+            }
+            DockerfileSource::Path(path) => {
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display().to_string()
+            }
             DockerfileSource::Inline { name, .. } => name.clone(),
         };
         let context = std::fs::canonicalize(&self.context).unwrap_or_else(|_| self.context.clone());
