@@ -329,11 +329,10 @@ fn select_within_limits(
         candidates.iter().map(|r| (r.id.as_str(), *r)).collect();
 
     let mut chosen = Vec::new();
-    while let Some((score, id)) = ready.pop_first() {
+    while let Some((_, id)) = ready.pop_first() {
         if limited && !over_limit(total, free_bytes) {
             break;
         }
-        let _ = score;
         let record = by_id[id];
         total = total.saturating_sub(record.size);
         free_bytes = free_bytes.map(|free| free + record.size);
@@ -369,6 +368,9 @@ fn scores<'a>(candidates: &[&'a CacheRecord]) -> HashMap<&'a str, u64> {
 
 /// Deletes the victims' cache keys and marks them active under this pid,
 /// inside the transaction that chose them.
+///
+/// NOTE: cache records without a snapshot (ops with an empty result) are
+/// never pruned. They hold no files, only a row each.
 fn mark_victims(tx: &Connection, victims: &[CacheRecord]) -> Result<()> {
     for record in victims {
         tx.execute(

@@ -81,6 +81,8 @@ impl Store {
         // truncated files.
         // The row keeps `owner_pid`: until a lease takes the snapshot, this
         // process's claim keeps garbage collection away from it.
+        // NOTE: a snapshot that no lease ever takes (its step failed after
+        // the commit) stays in use until this process exits.
         let updated = self.db().execute(
             "UPDATE snapshots SET state = 'committed', size = ?2
              WHERE id = ?1 AND state = 'active'",

@@ -41,7 +41,9 @@ fn prune_deletes_chain_children_first() {
     let store = Store::open(dir.path()).unwrap();
     let parent = snapshot(&store, None, 10);
     let child = snapshot(&store, Some(&parent), 20);
-    store.cache_put(&Digest::of_bytes(b"k"), Some(&child)).unwrap();
+    store
+        .cache_put(&Digest::of_bytes(b"k"), Some(&child))
+        .unwrap();
 
     let report = store.prune(&prune_all()).unwrap();
     assert_eq!(ids(&report.deleted), vec![child.as_str(), parent.as_str()]);
@@ -254,15 +256,24 @@ fn parse_sizes_and_durations() {
     let error = parse_size("10XB").unwrap_err().to_string();
     assert!(error.contains("Invalid size `10XB`"), "{error}");
 
-    assert_eq!(parse_duration("48h").unwrap(), Duration::from_secs(48 * 3600));
+    assert_eq!(
+        parse_duration("48h").unwrap(),
+        Duration::from_secs(48 * 3600)
+    );
     assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-    assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86_400));
+    assert_eq!(
+        parse_duration("7d").unwrap(),
+        Duration::from_secs(7 * 86_400)
+    );
     let error = parse_duration("soon").unwrap_err().to_string();
     assert!(error.contains("Invalid duration `soon`"), "{error}");
     assert!(parse_duration("30").is_err());
 
     assert_eq!(parse_free_space("10%").unwrap(), FreeSpace::Percent(10.0));
-    assert_eq!(parse_free_space("1GB").unwrap(), FreeSpace::Bytes(1_000_000_000));
+    assert_eq!(
+        parse_free_space("1GB").unwrap(),
+        FreeSpace::Bytes(1_000_000_000)
+    );
     assert!(parse_free_space("120%").is_err());
 }
 
