@@ -122,9 +122,19 @@ impl Engine {
         }
 
         let mut progress = Progress::default();
-        let outcome = self
-            .build_inner(request, &events, cancel, &mut progress)
-            .await;
+        let outcome = match self.store.lease(Some(&record.id)) {
+            Ok(lease) => {
+                let lease = Arc::new(lease);
+                let outcome = self
+                    .build_inner(request, &events, cancel, &mut progress, &lease)
+                    .await;
+                // Every context lock is gone with the backend, so the lease
+                // can go: nothing of this build is in use any more.
+                drop(lease);
+                outcome
+            }
+            Err(error) => Err(BuildError::Environment(error)),
+        };
 
         record.finished = Some(chrono::Utc::now());
         record.status = match &outcome {
@@ -181,6 +191,7 @@ impl Engine {
                 tracing::warn!("failed to apply history retention: {error:#}");
             }
         }
+        self.collect_garbage().await;
         outcome
     }
 
@@ -195,6 +206,7 @@ impl Engine {
         events: &EventSink,
         cancel: &CancellationToken,
         progress: &mut Progress,
+        lease: &Arc<strata_store::Lease>,
     ) -> Result<BuildResult, BuildError> {
         let conversion = self.load_definition(request, events).await?;
         progress.definition = Some(conversion.definition.clone());
@@ -208,6 +220,7 @@ impl Engine {
                 ignore,
             }],
             leases: Mutex::new(Vec::new()),
+            lease: lease.clone(),
         });
         let options = SolveOptions {
             max_parallel: self.max_parallel,

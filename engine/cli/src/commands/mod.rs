@@ -1,4 +1,5 @@
 pub mod build;
+pub mod cache;
 pub mod debug;
 pub mod history;
 pub mod image;
