@@ -1,7 +1,7 @@
 //! Every case of `tests/cases/semantics` run as a real build with the
-//! `strata` binary. Each test names its case id; the case's `expected.md`
-//! states what BuildKit does. A case Strata does not match yet asserts
-//! today's output under a `FIXME` that says what BuildKit does.
+//! `strata` binary. Each test names its case id, and the case's
+//! `expected.md` describes BuildKit's result. A case Strata does not match yet asserts
+//! today's output under a `FIXME` that states BuildKit's behaviour.
 //!
 //! Error messages: Strata capitalises the first word of its errors, so
 //! BuildKit's lowercase messages are matched without regard to case.
@@ -58,8 +58,8 @@ fn sem_003_stage_default_uses_inherited_arg() {
 #[test]
 fn sem_004_required_global_arg() {
     let run = run_case("SEM-004", &[]);
-    // FIXME: BuildKit prints `FOO: custom error`; Strata's shell lexer words
-    // it as "variable `FOO`: custom error", so only the parts are checked.
+    // FIXME: BuildKit prints `FOO: custom error`, but Strata's shell lexer
+    // prints "variable `FOO`: custom error".
     run.assert_failure("`FOO`: custom error");
     run_case("SEM-004", &["--build-arg", "FOO=bar"]).assert_success();
 }
@@ -96,7 +96,10 @@ fn sem_008_env_defaults_from_arg() {
     run.assert_file("out", "v2.0.1\n");
     assert_eq!(run.env()["CONT_IMG_VER"], "v2.0.1");
     assert_eq!(
-        env_list(&run).iter().filter(|e| e.starts_with("CONT_IMG_VER=")).count(),
+        env_list(&run)
+            .iter()
+            .filter(|e| e.starts_with("CONT_IMG_VER="))
+            .count(),
         1,
         "the ARG itself is never stored in the config"
     );
@@ -115,7 +118,12 @@ fn sem_009_empty_arg_in_run_env() {
 fn sem_012_platform_args_explicit() {
     let run = run_case(
         "SEM-012",
-        &["--platform", "darwin/ppc64le", "--build-arg", "TARGETOS=freebsd"],
+        &[
+            "--platform",
+            "darwin/ppc64le",
+            "--build-arg",
+            "TARGETOS=freebsd",
+        ],
     );
     run.assert_success();
     run.assert_file("platform", "darwin/ppc64le");
@@ -193,7 +201,10 @@ fn sem_019_escaped_dollar_in_volume() {
 fn sem_020_pattern_expansion() {
     let variants: [(&[&str], &str); 3] = [
         (&[], "my_arg=def_val my_arg=def_val my_arg=d"),
-        (&["--build-arg", "my_arg="], "my_arg=def_val my_arg=def_val my_arg=d"),
+        (
+            &["--build-arg", "my_arg="],
+            "my_arg=def_val my_arg=def_val my_arg=d",
+        ),
         (
             &["--build-arg", "my_arg=override"],
             "my_arg=override my_arg=override my_arg=ov",
@@ -378,10 +389,7 @@ fn sem_088_out_of_order_and_circular_stages() {
         FROM busybox AS stage1\nCOPY --from=stage0 f2 /sub/\n\
         FROM busybox AS stage2\nCOPY --from=stage1 f2 /sub/\n";
     let run = run_variant("SEM-088", cycle, &[]);
-    // FIXME: BuildKit reports `circular dependency detected on stage:
-    // stage0` for a three-stage cycle; Strata rejects the forward reference
-    // to `stage2` first.
-    assert_failure_ci(&run, "cannot copy from stage");
+    assert_failure_ci(&run, "circular dependency detected on stage: stage0");
 }
 
 #[test]
@@ -427,7 +435,10 @@ fn sem_098_healthcheck() {
             "HEALTHCHECK CONNECT TCP 7000",
             "Unknown type \"CONNECT\" in HEALTHCHECK (try CMD)",
         ),
-        ("HEALTHCHECK --retries=-1 CMD true", "--retries cannot be negative (-1)"),
+        (
+            "HEALTHCHECK --retries=-1 CMD true",
+            "--retries cannot be negative (-1)",
+        ),
     ];
     let store = TestStore::new();
     let ctx = context(&[]);
@@ -442,14 +453,23 @@ fn sem_099_stopsignal_volume_maintainer() {
     let run = run_case("SEM-099", &[]);
     run.assert_success();
     assert_eq!(run.config()["StopSignal"], "SIGKILL");
-    let volumes: Vec<&String> = run.config()["Volumes"].as_object().unwrap().keys().collect();
+    let volumes: Vec<&String> = run.config()["Volumes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
     assert_eq!(volumes, ["/a", "/b", "/data", "/quux", "/var/log"]);
     assert_eq!(run.image["author"], "someone@example.com");
 }
 
 /// Names of the vertices that ran (not cached) in a build with rawjson
 /// progress.
-fn steps_run(store: &TestStore, ctx: &std::path::Path, dockerfile: &str, extra: &[&str]) -> Vec<String> {
+fn steps_run(
+    store: &TestStore,
+    ctx: &std::path::Path,
+    dockerfile: &str,
+    extra: &[&str],
+) -> Vec<String> {
     let file = ctx.join("Dockerfile.case");
     std::fs::write(&file, dockerfile).unwrap();
     let mut args = vec!["-f", file.to_str().unwrap()];

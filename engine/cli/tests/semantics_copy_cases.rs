@@ -1,7 +1,7 @@
 //! The COPY, ADD, heredoc, ONBUILD and cache cases of `tests/cases/semantics`
-//! run as real builds. Each test names its case id; the case's `expected.md`
-//! states what BuildKit does. A case Strata does not match yet asserts
-//! today's output under a `FIXME` that says what BuildKit does.
+//! run as real builds. Each test names its case id, and the case's
+//! `expected.md` describes BuildKit's result. A case Strata does not match yet asserts
+//! today's output under a `FIXME` that states BuildKit's behaviour.
 
 mod common;
 mod semantics_support;
@@ -112,7 +112,12 @@ fn sem_057_chown_existing_and_new_dirs() {
         assert_eq!(run.owner(path), owner, "copy_from {path}");
     }
 
-    let run = build_in(&store, ctx.path(), &dockerfile, &["--target", "copy_from_chowned"]);
+    let run = build_in(
+        &store,
+        ctx.path(),
+        &dockerfile,
+        &["--target", "copy_from_chowned"],
+    );
     run.assert_success();
     let expected = [
         ("file", "300:400"),
@@ -297,8 +302,14 @@ fn sem_070_copy_exclude() {
             "dir4/file-403.txt",
         ]
     );
-    assert_eq!(run.link_target("builder1/1/dir4/file-402.txt"), "file-401.txt");
-    assert_eq!(run.link_target("builder1/1/dir4/file-403.txt"), "file-404.txt");
+    assert_eq!(
+        run.link_target("builder1/1/dir4/file-402.txt"),
+        "file-401.txt"
+    );
+    assert_eq!(
+        run.link_target("builder1/1/dir4/file-403.txt"),
+        "file-404.txt"
+    );
     assert_eq!(
         under("builder2/2/"),
         [
@@ -342,7 +353,11 @@ fn sem_071_add_extracts_local_tars() {
         let run = build_in(&store, ctx.path(), dockerfile, &[]);
         run.assert_success();
         assert!(!run.exists("foo"), "{dockerfile}");
-        assert_eq!(std::fs::read(run.path("t.tar.gz")).unwrap(), original, "{dockerfile}");
+        assert_eq!(
+            std::fs::read(run.path("t.tar.gz")).unwrap(),
+            original,
+            "{dockerfile}"
+        );
     }
 }
 
@@ -412,7 +427,11 @@ fn sem_106_unreferenced_file_keeps_cache() {
     let ctx = case_context("SEM-106");
     let first = unique(&store, ctx.path(), "SEM-106");
     std::fs::write(ctx.path().join("other"), "y").unwrap();
-    assert_eq!(unique(&store, ctx.path(), "SEM-106"), first, "other changed");
+    assert_eq!(
+        unique(&store, ctx.path(), "SEM-106"),
+        first,
+        "other changed"
+    );
     std::fs::write(ctx.path().join("foo"), "foo-data-mod").unwrap();
     assert_ne!(unique(&store, ctx.path(), "SEM-106"), first, "foo changed");
 }

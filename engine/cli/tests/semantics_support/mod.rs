@@ -48,7 +48,10 @@ impl CaseRun {
             !self.output.status.success(),
             "build succeeded but should fail with `{needle}`\n{text}"
         );
-        assert!(text.contains(needle), "error output lacks `{needle}`:\n{text}");
+        assert!(
+            text.contains(needle),
+            "error output lacks `{needle}`:\n{text}"
+        );
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -120,7 +123,11 @@ fn collect(base: &Path, dir: &Path, paths: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let path = entry.path();
-        let relative = path.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+        let relative = path
+            .strip_prefix(base)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         if entry.file_type().unwrap().is_dir() {
             paths.push(format!("{relative}/"));
             collect(base, &path, paths);
@@ -146,8 +153,7 @@ fn copy_tree(from: &Path, to: &Path) {
         let target = to.join(entry.file_name());
         let kind = entry.file_type().unwrap();
         if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target)
-                .unwrap();
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &target).unwrap();
         } else if kind.is_dir() {
             std::fs::create_dir(&target).unwrap();
             copy_tree(&entry.path(), &target);
@@ -223,7 +229,10 @@ pub fn split_builds(dockerfile: &str, marker: &str) -> (String, String) {
     let index = dockerfile
         .find(marker)
         .unwrap_or_else(|| panic!("case Dockerfile lacks the `{marker}` line"));
-    (dockerfile[..index].to_string(), dockerfile[index..].to_string())
+    (
+        dockerfile[..index].to_string(),
+        dockerfile[index..].to_string(),
+    )
 }
 
 /// Reads the image config from an OCI layout tarball.
