@@ -1,1 +1,70 @@
-fn main() {}
+//! `strata`: build container images from Dockerfiles.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Build container images from Dockerfiles"
+)]
+struct Cli {
+    /// Store directory (default: `/var/lib/strata` as root, else the user's data directory)
+    #[arg(long, global = true, env = "STRATA_ROOT")]
+    root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an image from a Dockerfile and a context directory
+    Build(commands::build::BuildArgs),
+    /// Print the LLB definition a Dockerfile converts to, without building
+    DumpLlb(commands::build::DumpLlbArgs),
+    /// Manage images in the local store
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
+    /// Inspect how Strata reads its inputs
+    #[command(subcommand)]
+    Debug(commands::debug::DebugCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATA_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: Failed to start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let root = cli.root;
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Build(args) => commands::build::run(root, args).await,
+            Command::DumpLlb(args) => commands::build::dump_llb(root, args).await,
+            Command::Image(command) => commands::image::run(root, command),
+            Command::Debug(command) => commands::debug::run(command),
+        }
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -54,7 +54,10 @@ pub struct Directives {
 /// line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ParseWarning {
+    /// One line, such as `Empty continuation line found in: RUN a b`.
     pub message: String,
+    /// A follow-up sentence: the consequence or the fix.
+    pub detail: String,
     pub line: usize,
 }
 

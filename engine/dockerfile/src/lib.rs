@@ -7,3 +7,9 @@
 //! [`convert::ImageResolver`].
 
 pub mod ast;
+pub mod convert;
+pub mod dockerignore;
+pub mod dump;
+pub mod instructions;
+pub mod parser;
+pub mod shell;

@@ -1,1 +1,51 @@
+//! The embedding API: one [`Engine`] per store, whose [`Engine::build`]
+//! runs a Dockerfile build from parsing to export. The CLI, the workbench
+//! and tests all build through it.
 
+mod backend;
+mod build;
+
+pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+use strata_store::Store;
+use strata_worker::{Worker, WorkerConfig};
+
+/// Settings for opening an engine.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Store root; `None` picks `$STRATA_ROOT` or the default location.
+    pub root: Option<PathBuf>,
+    /// Maximum number of steps running at once; defaults to the CPU count.
+    pub max_parallel: Option<usize>,
+}
+
+/// A build engine bound to one store.
+pub struct Engine {
+    store: Arc<Store>,
+    worker: Arc<Worker>,
+    max_parallel: usize,
+}
+
+impl Engine {
+    pub fn open(options: EngineOptions) -> anyhow::Result<Engine> {
+        let root = options.root.unwrap_or_else(Store::default_root);
+        let store = Store::open(&root)
+            .with_context(|| format!("Failed to open the store at `{}`", root.display()))?;
+        let worker = Arc::new(Worker::new(store.clone(), WorkerConfig::for_store(&store)));
+        let max_parallel = options
+            .max_parallel
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        Ok(Engine {
+            store,
+            worker,
+            max_parallel,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}

@@ -1,1 +1,24 @@
+//! Exporters: turn a snapshot chain and an image config into a layer tar,
+//! an image archive (`docker load` or OCI layout), a directory or a stored
+//! image.
+//!
+//! Path-level functions ([`layer::write_layer`], [`archive`],
+//! [`local::materialize`]) work on plain directories and files; the
+//! store-level ones ([`image_layers`], [`export`], [`store_image`]) read
+//! snapshots and blobs from a [`strata_store::Store`].
 
+pub mod archive;
+mod export;
+pub mod image;
+pub mod layer;
+pub mod local;
+pub mod output;
+
+pub use archive::{DestWriter, write_docker_archive, write_oci_archive};
+pub use export::{
+    ExportProgress, ExportReport, export, image_layers, image_layers_with, store_image,
+};
+pub use image::{ImageBlobs, LayerBlob, build_config, build_image};
+pub use layer::{LayerDigests, LayerOptions, write_layer, write_layer_with, write_layers};
+pub use local::materialize;
+pub use output::{Dest, OutputKind, OutputSpec, OutputSpecError, normalize_name};

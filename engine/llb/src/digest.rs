@@ -44,9 +44,16 @@ impl FromStr for Digest {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let valid = text.strip_prefix("sha256:").is_some_and(|hex| {
-            hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
-        if valid { Ok(Digest(text.to_string())) } else { Err(DigestError(text.to_string())) }
+        if valid {
+            Ok(Digest(text.to_string()))
+        } else {
+            Err(DigestError(text.to_string()))
+        }
     }
 }
 

@@ -73,7 +73,10 @@ impl ContainerConfig {
     pub fn set_env(&mut self, key: &str, value: &str) {
         let env = self.env.get_or_insert_with(Vec::new);
         let entry = format!("{key}={value}");
-        match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key) {
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
             Some(existing) => *existing = entry,
             None => env.push(entry),
         }
@@ -111,7 +114,10 @@ pub struct RootFs {
 
 impl Default for RootFs {
     fn default() -> Self {
-        RootFs { kind: "layers".into(), diff_ids: Vec::new() }
+        RootFs {
+            kind: "layers".into(),
+            diff_ids: Vec::new(),
+        }
     }
 }
 

@@ -78,7 +78,11 @@ impl Vertex {
     /// Returns a copy of the op with its inputs removed, which is what the
     /// solver hashes into a cache key alongside the inputs' own keys.
     pub fn without_inputs(&self) -> Vertex {
-        Vertex { op: self.op.clone(), inputs: Vec::new(), platform: self.platform.clone() }
+        Vertex {
+            op: self.op.clone(),
+            inputs: Vec::new(),
+            platform: self.platform.clone(),
+        }
     }
 }
 
@@ -101,7 +105,11 @@ impl Platform {
             other => other,
         };
         let variant = (architecture == "arm64").then(|| "v8".to_string());
-        Platform { os: "linux".into(), architecture: architecture.into(), variant }
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant,
+        }
     }
 
     /// Parses `os/arch[/variant]`.
@@ -113,7 +121,11 @@ impl Platform {
         if parts.next().is_some() {
             return None;
         }
-        Some(Platform { os: os.into(), architecture: architecture.into(), variant })
+        Some(Platform {
+            os: os.into(),
+            architecture: architecture.into(),
+            variant,
+        })
     }
 }
 
@@ -167,7 +179,10 @@ impl Definition {
         for (stored, vertex) in &self.vertices {
             let actual = vertex.digest();
             if &actual != stored {
-                return Err(DefinitionError::DigestMismatch { stored: stored.clone(), actual });
+                return Err(DefinitionError::DigestMismatch {
+                    stored: stored.clone(),
+                    actual,
+                });
             }
             for input in &vertex.inputs {
                 if !self.vertices.contains_key(&input.digest) {

@@ -47,7 +47,9 @@ impl SourceOp {
 
     /// Splits the identifier into scheme and the rest.
     pub fn scheme(&self) -> (&str, &str) {
-        self.identifier.split_once("://").unwrap_or(("", &self.identifier))
+        self.identifier
+            .split_once("://")
+            .unwrap_or(("", &self.identifier))
     }
 }
 

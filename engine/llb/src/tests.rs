@@ -14,7 +14,11 @@ fn busybox() -> Vertex {
 fn echo(base: &Input) -> Vertex {
     Vertex {
         op: Op::Exec(ExecOp {
-            meta: ExecMeta { args: vec!["echo".into(), "hi".into()], cwd: "/".into(), ..Default::default() },
+            meta: ExecMeta {
+                args: vec!["echo".into(), "hi".into()],
+                cwd: "/".into(),
+                ..Default::default()
+            },
             mounts: vec![Mount {
                 input: Some(0),
                 selector: String::new(),
@@ -51,14 +55,24 @@ fn digest_has_known_value() {
     // invalidates every cache record, so this value is pinned.
     let digest = busybox().digest();
     assert_eq!(digest.as_str().len(), 71);
-    assert_eq!(digest, Digest::of_bytes(serde_json::to_string(&busybox()).unwrap().as_bytes()));
+    assert_eq!(
+        digest,
+        Digest::of_bytes(serde_json::to_string(&busybox()).unwrap().as_bytes())
+    );
 }
 
 #[test]
 fn definition_round_trips_through_json() {
     let mut definition = Definition::default();
     let base = definition.add(busybox(), OpMetadata::default(), 0);
-    let run = definition.add(echo(&base), OpMetadata { description: "RUN echo hi".into(), ..Default::default() }, 0);
+    let run = definition.add(
+        echo(&base),
+        OpMetadata {
+            description: "RUN echo hi".into(),
+            ..Default::default()
+        },
+        0,
+    );
     definition.target = Some(run.clone());
     let parsed = Definition::from_json(&definition.to_json()).unwrap();
     assert_eq!(parsed, definition);
@@ -68,9 +82,15 @@ fn definition_round_trips_through_json() {
 #[test]
 fn validate_rejects_missing_input() {
     let mut definition = Definition::default();
-    let missing = Input { digest: Digest::of_bytes(b"nothing"), index: 0 };
+    let missing = Input {
+        digest: Digest::of_bytes(b"nothing"),
+        index: 0,
+    };
     definition.add(echo(&missing), OpMetadata::default(), 0);
-    assert!(matches!(definition.validate(), Err(DefinitionError::MissingInput { .. })));
+    assert!(matches!(
+        definition.validate(),
+        Err(DefinitionError::MissingInput { .. })
+    ));
 }
 
 #[test]

@@ -17,7 +17,9 @@ impl ResultRef {
     pub const EMPTY: ResultRef = ResultRef { snapshot: None };
 
     pub fn snapshot(id: impl Into<String>) -> ResultRef {
-        ResultRef { snapshot: Some(id.into()) }
+        ResultRef {
+            snapshot: Some(id.into()),
+        }
     }
 }
 

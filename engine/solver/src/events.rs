@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 use strata_llb::{Digest, SourceLocation};
 use tokio::sync::mpsc;
 
@@ -36,6 +37,15 @@ pub enum Event {
     VertexStarted {
         vertex: Digest,
     },
+    /// What went into a vertex's cache key, so a later build can explain
+    /// why the key changed.
+    CacheKey {
+        vertex: Digest,
+        key: Digest,
+        /// Digest of the op with its inputs removed.
+        op: Digest,
+        inputs: Vec<KeyInput>,
+    },
     /// The vertex's result came from the cache under `key`.
     VertexCached {
         vertex: Digest,
@@ -67,6 +77,11 @@ pub enum Event {
         total: Option<u64>,
         unit: String,
     },
+    /// What a sync of a local source copied.
+    ContextTransfer {
+        vertex: Digest,
+        stats: TransferStats,
+    },
     Warning {
         message: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +93,11 @@ pub enum Event {
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u64>,
+    },
+    /// Why each step that ran missed the cache, sent after the result is
+    /// known and before `BuildFinished`.
+    Explanations {
+        steps: Vec<ExplainedStep>,
     },
     BuildFinished {
         success: bool,
@@ -102,23 +122,96 @@ pub struct StampedEvent {
 #[derive(Clone, Debug)]
 pub struct EventSink {
     sender: Option<mpsc::UnboundedSender<StampedEvent>>,
+    recorder: Option<Arc<Mutex<Vec<StampedEvent>>>>,
 }
 
 impl EventSink {
     /// Creates a sink and the receiver its events arrive on.
     pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<StampedEvent>) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        (EventSink { sender: Some(sender) }, receiver)
+        (
+            EventSink {
+                sender: Some(sender),
+                recorder: None,
+            },
+            receiver,
+        )
     }
 
     /// A sink that drops every event.
     pub fn discard() -> EventSink {
-        EventSink { sender: None }
+        EventSink {
+            sender: None,
+            recorder: None,
+        }
+    }
+
+    /// Returns a sink that also appends every event to the returned list,
+    /// in the order they are sent, before passing it on.
+    pub fn with_recorder(&self) -> (EventSink, Arc<Mutex<Vec<StampedEvent>>>) {
+        let recorder = Arc::new(Mutex::new(Vec::new()));
+        (
+            EventSink {
+                sender: self.sender.clone(),
+                recorder: Some(recorder.clone()),
+            },
+            recorder,
+        )
     }
 
     pub fn emit(&self, event: Event) {
+        let stamped = StampedEvent {
+            v: EVENT_FORMAT_VERSION,
+            time: Utc::now(),
+            event,
+        };
+        if let Some(recorder) = &self.recorder {
+            recorder
+                .lock()
+                .expect("event recorder lock")
+                .push(stamped.clone());
+        }
         if let Some(sender) = &self.sender {
-            let _ = sender.send(StampedEvent { v: EVENT_FORMAT_VERSION, time: Utc::now(), event });
+            let _ = sender.send(stamped);
         }
     }
+}
+
+/// Counters for one build-context sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferStats {
+    /// Entries visited in the context directory.
+    pub walked: u64,
+    pub copied_files: u64,
+    pub copied_bytes: u64,
+    /// Entries deleted from the mirror because the context no longer has them.
+    pub removed: u64,
+    /// Entries skipped because `.dockerignore` excludes them.
+    pub ignored: u64,
+    pub duration_ms: u64,
+}
+
+/// One input's part of a cache key: the input's own key, or the checksums
+/// of the paths an op copies from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInput {
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Digest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub content: Vec<PathChecksum>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathChecksum {
+    pub path: String,
+    pub checksum: Digest,
+}
+
+/// A step that ran and the reasons it missed the cache, as sentences.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainedStep {
+    pub vertex: Digest,
+    pub step: String,
+    pub reasons: Vec<String>,
 }

@@ -9,5 +9,8 @@ pub mod events;
 mod solve;
 
 pub use backend::{Backend, ResultRef, Selector, SourceResult, VertexContext};
-pub use events::{Event, EventSink, LogStream, StampedEvent};
+pub use events::{
+    EVENT_FORMAT_VERSION, Event, EventSink, ExplainedStep, KeyInput, LogStream, PathChecksum,
+    StampedEvent, TransferStats,
+};
 pub use solve::{SolveError, SolveOptions, Solver};

@@ -16,7 +16,7 @@
 //! reports for its content (manifest digest, context checksum).
 
 use crate::backend::{Backend, ResultRef, Selector, VertexContext};
-use crate::events::{Event, EventSink};
+use crate::events::{Event, EventSink, KeyInput, PathChecksum};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use serde_json::json;
@@ -83,7 +83,12 @@ pub struct Solver {
 impl Solver {
     pub fn new(backend: Arc<dyn Backend>, options: SolveOptions) -> Solver {
         let limit = Arc::new(Semaphore::new(options.max_parallel.max(1)));
-        Solver { backend, options, limit, in_flight: Arc::default() }
+        Solver {
+            backend,
+            options,
+            limit,
+            in_flight: Arc::default(),
+        }
     }
 
     /// Solves the definition's target and returns its result. Only vertices
@@ -94,7 +99,9 @@ impl Solver {
         events: &EventSink,
         cancel: &CancellationToken,
     ) -> Result<ResultRef, SolveError> {
-        definition.validate().map_err(|e| SolveError::Definition(e.to_string()))?;
+        definition
+            .validate()
+            .map_err(|e| SolveError::Definition(e.to_string()))?;
         let Some(target) = &definition.target else {
             return Ok(ResultRef::EMPTY);
         };
@@ -117,8 +124,11 @@ impl Solver {
         for digest in &order {
             let vertex = definition.vertices[digest].clone();
             let metadata = definition.metadata.get(digest).cloned().unwrap_or_default();
-            let inputs: Vec<VertexFuture> =
-                vertex.inputs.iter().map(|input| futures[&input.digest].clone()).collect();
+            let inputs: Vec<VertexFuture> = vertex
+                .inputs
+                .iter()
+                .map(|input| futures[&input.digest].clone())
+                .collect();
             let task = VertexTask {
                 digest: digest.clone(),
                 vertex,
@@ -134,7 +144,9 @@ impl Solver {
             let handle = tokio::spawn(task.run());
             let shared = async move {
                 handle.await.unwrap_or_else(|panic| {
-                    Err(SolveError::Definition(format!("internal error: a build task panicked: {panic}")))
+                    Err(SolveError::Definition(format!(
+                        "internal error: a build task panicked: {panic}"
+                    )))
                 })
             }
             .boxed()
@@ -187,7 +199,9 @@ impl VertexTask {
         }
 
         let started = Instant::now();
-        self.events.emit(Event::VertexStarted { vertex: self.digest.clone() });
+        self.events.emit(Event::VertexStarted {
+            vertex: self.digest.clone(),
+        });
         let cx = VertexContext {
             vertex: self.digest.clone(),
             description: display_name(&self.metadata, &self.vertex),
@@ -235,13 +249,19 @@ impl VertexTask {
             let loaded = self.backend.load_source(source, cx).await?;
             let key = digest_json(&json!({ "op": self.digest, "content": loaded.key }));
             self.complete(Some(&key), started);
-            return Ok(Outcome { key, result: loaded.result });
+            return Ok(Outcome {
+                key,
+                result: loaded.result,
+            });
         }
 
         let key = self.cache_key(inputs).await?;
         if !self.no_cache && !self.metadata.ignore_cache {
             if let Some(result) = self.backend.cache_lookup(&key).await? {
-                self.events.emit(Event::VertexCached { vertex: self.digest.clone(), key: key.clone() });
+                self.events.emit(Event::VertexCached {
+                    vertex: self.digest.clone(),
+                    key: key.clone(),
+                });
                 return Ok(Outcome { key, result });
             }
         }
@@ -254,7 +274,12 @@ impl VertexTask {
 
     /// Returns the execution of this key already running in this process,
     /// or starts one.
-    fn shared_execution(&self, key: &Digest, inputs: &[Outcome], cx: &VertexContext) -> VertexFuture {
+    fn shared_execution(
+        &self,
+        key: &Digest,
+        inputs: &[Outcome],
+        cx: &VertexContext,
+    ) -> VertexFuture {
         let mut in_flight = self.in_flight.lock().expect("in-flight map lock");
         if let Some(existing) = in_flight.get(key) {
             return existing.clone();
@@ -269,14 +294,26 @@ impl VertexTask {
         let future = async move {
             let outcome = async {
                 let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
-                let result = backend.execute(&vertex, &results, &cx).await.map_err(|e| format!("{e:#}"))?;
-                backend.cache_save(&key_owned, &result).await.map_err(|e| format!("{e:#}"))?;
+                let result = backend
+                    .execute(&vertex, &results, &cx)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                backend
+                    .cache_save(&key_owned, &result)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
                 Ok::<_, String>(result)
             }
             .await;
-            registry.lock().expect("in-flight map lock").remove(&key_owned);
+            registry
+                .lock()
+                .expect("in-flight map lock")
+                .remove(&key_owned);
             outcome
-                .map(|result| Outcome { key: key_owned, result })
+                .map(|result| Outcome {
+                    key: key_owned,
+                    result,
+                })
                 .map_err(SolveError::Execution)
         }
         .boxed()
@@ -289,10 +326,20 @@ impl VertexTask {
         let selectors = copy_selectors(&self.vertex);
         let mut keyed_inputs = Vec::with_capacity(inputs.len());
         for (index, (input, outcome)) in self.vertex.inputs.iter().zip(inputs).enumerate() {
-            keyed_inputs.push(self.input_key(index as u32, input, outcome, &selectors).await?);
+            keyed_inputs.push(
+                self.input_key(index as u32, input, outcome, &selectors)
+                    .await?,
+            );
         }
         let op = self.vertex.without_inputs().digest();
-        Ok(digest_json(&json!({ "op": op, "inputs": keyed_inputs })))
+        let key = digest_json(&json!({ "op": op, "inputs": keyed_inputs }));
+        self.events.emit(Event::CacheKey {
+            vertex: self.digest.clone(),
+            key: key.clone(),
+            op,
+            inputs: keyed_inputs,
+        });
+        Ok(key)
     }
 
     async fn input_key(
@@ -301,20 +348,30 @@ impl VertexTask {
         input: &Input,
         outcome: &Outcome,
         selectors: &[(u32, Selector)],
-    ) -> anyhow::Result<serde_json::Value> {
-        let read_by_copy: Vec<&Selector> =
-            selectors.iter().filter(|(i, _)| *i == index).map(|(_, s)| s).collect();
+    ) -> anyhow::Result<KeyInput> {
+        let read_by_copy: Vec<&Selector> = selectors
+            .iter()
+            .filter(|(i, _)| *i == index)
+            .map(|(_, s)| s)
+            .collect();
         let used_otherwise = match &self.vertex.op {
             Op::File(file) => file.base == Some(index),
             _ => true,
         };
-        let mut checksums = Vec::new();
+        let mut content = Vec::new();
         for selector in &read_by_copy {
             let checksum = self.backend.checksum(&outcome.result, selector).await?;
-            checksums.push(json!({ "path": selector.path, "checksum": checksum }));
+            content.push(PathChecksum {
+                path: selector.path.clone(),
+                checksum,
+            });
         }
         let key = (used_otherwise || read_by_copy.is_empty()).then(|| outcome.key.clone());
-        Ok(json!({ "index": input.index, "key": key, "content": checksums }))
+        Ok(KeyInput {
+            index: input.index,
+            key,
+            content,
+        })
     }
 
     fn complete(&self, key: Option<&Digest>, started: Instant) {

@@ -10,22 +10,38 @@
 //!   content/sha256/    blobs by hex digest, written to tmp/ then renamed
 //!   snapshots/<id>/fs  a snapshot's own files (an overlay upper dir)
 //!   snapshots/<id>/work  overlayfs work dir while the snapshot is active
-//!   tmp/               partial writes; emptied on open
+//!   tmp/               partial writes, named `<pid>-<random>`; those of dead
+//!                      processes are removed on open
 //! ```
 //! The store never starts processes and never mounts: it hands out
 //! directories, and the worker mounts them.
+//!
+//! Several processes may open one root at once. SQLite's WAL mode and busy
+//! timeout serialise their metadata writes, and every file a process writes
+//! is named after its pid, so [`Store::open`] removes only what dead
+//! processes left behind.
 
-// NOTE: skeleton; bodies are filled in by the store implementation.
+mod cache;
+mod content;
+mod db;
+mod image;
+pub mod layer;
+mod recover;
+mod snapshot;
+
+pub use content::BlobWriter;
+pub use image::LAYER_MEDIA_TYPE_GZIP;
+pub use layer::{LayerStats, apply_layer, decompress_layer};
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use strata_llb::Digest;
 use strata_llb::image::ImageConfig;
 
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 
 /// What produced a snapshot, for `du` and garbage collection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SnapshotKind {
     /// Unpacked from an image layer.
     Layer,
@@ -88,107 +104,92 @@ pub struct ImageRecord {
     pub created: chrono::DateTime<chrono::Utc>,
 }
 
+/// The layout version this build reads and writes, stored in `VERSION`.
+pub const LAYOUT_VERSION: u32 = 1;
+
 pub struct Store {
     root: PathBuf,
+    db: Mutex<rusqlite::Connection>,
 }
 
 impl Store {
     /// Opens or creates the store at `root`, removing what a killed process
     /// left half-written.
     pub fn open(root: &Path) -> Result<Arc<Store>> {
-        Ok(Arc::new(Store { root: root.to_path_buf() }))
+        for dir in ["content/sha256", "snapshots", "tmp"] {
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path)
+                .map_err(|e| anyhow::anyhow!("Failed to create `{}`: {e}", path.display()))?;
+        }
+        db::check_layout_version(root)?;
+        let conn = db::open(&root.join("metadata.db"))?;
+        let store = Store {
+            root: root.to_path_buf(),
+            db: Mutex::new(conn),
+        };
+        store.recover()?;
+        Ok(Arc::new(store))
     }
 
     /// `$STRATA_ROOT`, else `/var/lib/strata` for root, else the user's
     /// data directory.
     pub fn default_root() -> PathBuf {
-        todo!()
+        if let Some(root) = std::env::var_os("STRATA_ROOT").filter(|v| !v.is_empty()) {
+            return PathBuf::from(root);
+        }
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/strata");
+        }
+        match directories::ProjectDirs::from("", "", "strata") {
+            Some(dirs) => dirs.data_dir().to_path_buf(),
+            // No home directory: fall back to a per-user path under /var/tmp.
+            None => PathBuf::from(format!("/var/tmp/strata-{}", nix::unistd::geteuid())),
+        }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
 
-    // Content store.
-
-    /// Writes a blob atomically and returns its digest and size.
-    pub fn write_blob(&self, _data: &mut dyn std::io::Read) -> Result<(Digest, u64)> {
-        todo!()
+    /// Locks the metadata connection. A panic while holding it leaves no
+    /// half-done transaction (SQLite rolls back on drop), so a poisoned lock
+    /// is safe to reuse.
+    pub(crate) fn db(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn blob_path(&self, _digest: &Digest) -> PathBuf {
-        todo!()
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
+}
 
-    pub fn has_blob(&self, _digest: &Digest) -> bool {
-        todo!()
+/// Milliseconds since the Unix epoch, the unit of every time column.
+pub(crate) fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub(crate) fn from_millis(millis: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(millis).unwrap_or_default()
+}
+
+/// Returns whether process `pid` still exists. `EPERM` means it exists but
+/// belongs to another user.
+///
+/// NOTE: pids are compared in this process's pid namespace. Two processes
+/// in different pid namespaces sharing one root can remove each other's
+/// temp files and active snapshots.
+pub(crate) fn pid_alive(pid: i64) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
     }
-
-    pub fn read_blob(&self, _digest: &Digest) -> Result<Vec<u8>> {
-        todo!()
-    }
-
-    // Snapshots.
-
-    /// Starts a new snapshot on top of `parent`.
-    pub fn prepare(&self, _parent: Option<&str>, _kind: SnapshotKind) -> Result<ActiveSnapshot> {
-        todo!()
-    }
-
-    /// Makes an active snapshot permanent and returns its id.
-    pub fn commit(&self, _active: ActiveSnapshot) -> Result<String> {
-        todo!()
-    }
-
-    /// Deletes an active snapshot.
-    pub fn abort(&self, _active: ActiveSnapshot) -> Result<()> {
-        todo!()
-    }
-
-    /// Returns the directories of a committed snapshot's chain, its own
-    /// first, for overlayfs `lowerdir`.
-    pub fn lowers(&self, _id: &str) -> Result<Vec<PathBuf>> {
-        todo!()
-    }
-
-    pub fn snapshot(&self, _id: &str) -> Result<SnapshotInfo> {
-        todo!()
-    }
-
-    // Cache records.
-
-    /// Looks up the result of a cache key and marks it used.
-    pub fn cache_get(&self, _key: &Digest) -> Result<Option<Option<String>>> {
-        todo!()
-    }
-
-    pub fn cache_put(&self, _key: &Digest, _snapshot: Option<&str>) -> Result<()> {
-        todo!()
-    }
-
-    // Layers and images.
-
-    pub fn layer_of(&self, _snapshot: &str) -> Result<Option<LayerRecord>> {
-        todo!()
-    }
-
-    pub fn set_layer(&self, _snapshot: &str, _layer: &LayerRecord) -> Result<()> {
-        todo!()
-    }
-
-    pub fn put_image(&self, _image: &ImageRecord) -> Result<()> {
-        todo!()
-    }
-
-    pub fn image(&self, _name: &str) -> Result<Option<ImageRecord>> {
-        todo!()
-    }
-
-    pub fn images(&self) -> Result<Vec<ImageRecord>> {
-        todo!()
-    }
-
-    pub fn remove_image(&self, _name: &str) -> Result<bool> {
-        todo!()
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
     }
 }

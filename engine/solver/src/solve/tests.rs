@@ -22,10 +22,23 @@ struct MemoryBackend {
 
 #[async_trait]
 impl Backend for MemoryBackend {
-    async fn load_source(&self, op: &SourceOp, _cx: &VertexContext) -> anyhow::Result<SourceResult> {
-        let files = self.sources.lock().unwrap().get(&op.identifier).cloned().unwrap_or_default();
+    async fn load_source(
+        &self,
+        op: &SourceOp,
+        _cx: &VertexContext,
+    ) -> anyhow::Result<SourceResult> {
+        let files = self
+            .sources
+            .lock()
+            .unwrap()
+            .get(&op.identifier)
+            .cloned()
+            .unwrap_or_default();
         let key = Digest::of_bytes(format!("{files:?}").as_bytes());
-        Ok(SourceResult { key, result: ResultRef::snapshot(op.identifier.clone()) })
+        Ok(SourceResult {
+            key,
+            result: ResultRef::snapshot(op.identifier.clone()),
+        })
     }
 
     async fn checksum(&self, input: &ResultRef, selector: &Selector) -> anyhow::Result<Digest> {
@@ -40,11 +53,19 @@ impl Backend for MemoryBackend {
     }
 
     async fn cache_save(&self, key: &Digest, result: &ResultRef) -> anyhow::Result<()> {
-        self.cache.lock().unwrap().insert(key.clone(), result.clone());
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(key.clone(), result.clone());
         Ok(())
     }
 
-    async fn execute(&self, vertex: &Vertex, _inputs: &[ResultRef], _cx: &VertexContext) -> anyhow::Result<ResultRef> {
+    async fn execute(
+        &self,
+        vertex: &Vertex,
+        _inputs: &[ResultRef],
+        _cx: &VertexContext,
+    ) -> anyhow::Result<ResultRef> {
         let name = match &vertex.op {
             Op::Exec(exec) => exec.meta.args.join(" "),
             other => other.kind().to_string(),
@@ -62,13 +83,28 @@ impl Backend for MemoryBackend {
 }
 
 fn source(definition: &mut Definition, identifier: &str) -> Input {
-    let op = Op::Source(SourceOp { identifier: identifier.into(), attrs: BTreeMap::new() });
-    definition.add(Vertex { op, inputs: vec![], platform: None }, OpMetadata::default(), 0)
+    let op = Op::Source(SourceOp {
+        identifier: identifier.into(),
+        attrs: BTreeMap::new(),
+    });
+    definition.add(
+        Vertex {
+            op,
+            inputs: vec![],
+            platform: None,
+        },
+        OpMetadata::default(),
+        0,
+    )
 }
 
 fn run(definition: &mut Definition, base: &Input, command: &str) -> Input {
     let op = Op::Exec(ExecOp {
-        meta: ExecMeta { args: vec![command.into()], cwd: "/".into(), ..Default::default() },
+        meta: ExecMeta {
+            args: vec![command.into()],
+            cwd: "/".into(),
+            ..Default::default()
+        },
         mounts: vec![Mount {
             input: Some(0),
             selector: String::new(),
@@ -80,8 +116,19 @@ fn run(definition: &mut Definition, base: &Input, command: &str) -> Input {
         network: Default::default(),
         security: Default::default(),
     });
-    let metadata = OpMetadata { description: format!("RUN {command}"), ..Default::default() };
-    definition.add(Vertex { op, inputs: vec![base.clone()], platform: None }, metadata, 0)
+    let metadata = OpMetadata {
+        description: format!("RUN {command}"),
+        ..Default::default()
+    };
+    definition.add(
+        Vertex {
+            op,
+            inputs: vec![base.clone()],
+            platform: None,
+        },
+        metadata,
+        0,
+    )
 }
 
 fn copy(definition: &mut Definition, base: &Input, from: &Input, path: &str) -> Input {
@@ -90,17 +137,46 @@ fn copy(definition: &mut Definition, base: &Input, from: &Input, path: &str) -> 
         actions: vec![FileAction::Copy(CopyAction::new(Some(1), path, "/dst"))],
     });
     let inputs = vec![base.clone(), from.clone()];
-    definition.add(Vertex { op, inputs, platform: None }, OpMetadata::default(), 0)
+    definition.add(
+        Vertex {
+            op,
+            inputs,
+            platform: None,
+        },
+        OpMetadata::default(),
+        0,
+    )
 }
 
 fn merge(definition: &mut Definition, inputs: &[Input]) -> Input {
-    let op = Op::Merge(strata_llb::MergeOp { inputs: (0..inputs.len() as u32).collect() });
-    definition.add(Vertex { op, inputs: inputs.to_vec(), platform: None }, OpMetadata::default(), 0)
+    let op = Op::Merge(strata_llb::MergeOp {
+        inputs: (0..inputs.len() as u32).collect(),
+    });
+    definition.add(
+        Vertex {
+            op,
+            inputs: inputs.to_vec(),
+            platform: None,
+        },
+        OpMetadata::default(),
+        0,
+    )
 }
 
-async fn solve(backend: &Arc<MemoryBackend>, definition: &Definition) -> Result<ResultRef, SolveError> {
-    let solver = Solver::new(backend.clone(), SolveOptions { max_parallel: 4, no_cache: false });
-    solver.solve(definition, &EventSink::discard(), &CancellationToken::new()).await
+async fn solve(
+    backend: &Arc<MemoryBackend>,
+    definition: &Definition,
+) -> Result<ResultRef, SolveError> {
+    let solver = Solver::new(
+        backend.clone(),
+        SolveOptions {
+            max_parallel: 4,
+            no_cache: false,
+        },
+    );
+    solver
+        .solve(definition, &EventSink::discard(), &CancellationToken::new())
+        .await
 }
 
 #[tokio::test]
@@ -121,10 +197,25 @@ async fn parallelism_is_bounded() {
     let backend = Arc::new(MemoryBackend::default());
     let mut definition = Definition::default();
     let base = source(&mut definition, "docker-image://busybox");
-    let runs: Vec<Input> = (0..6).map(|i| run(&mut definition, &base, &format!("step{i}"))).collect();
+    let runs: Vec<Input> = (0..6)
+        .map(|i| run(&mut definition, &base, &format!("step{i}")))
+        .collect();
     definition.target = Some(merge(&mut definition, &runs));
-    let solver = Solver::new(backend.clone(), SolveOptions { max_parallel: 2, no_cache: false });
-    solver.solve(&definition, &EventSink::discard(), &CancellationToken::new()).await.unwrap();
+    let solver = Solver::new(
+        backend.clone(),
+        SolveOptions {
+            max_parallel: 2,
+            no_cache: false,
+        },
+    );
+    solver
+        .solve(
+            &definition,
+            &EventSink::discard(),
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(backend.max_running.load(Ordering::SeqCst), 2);
 }
 
@@ -156,8 +247,15 @@ async fn copy_key_ignores_unread_files() {
     let backend = Arc::new(MemoryBackend::default());
     let context = "local://context";
     let set_files = |files: &[(&str, &str)]| {
-        let map = files.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        backend.sources.lock().unwrap().insert(context.to_string(), map);
+        let map = files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        backend
+            .sources
+            .lock()
+            .unwrap()
+            .insert(context.to_string(), map);
     };
     let mut definition = Definition::default();
     let base = source(&mut definition, "docker-image://busybox");
@@ -168,11 +266,19 @@ async fn copy_key_ignores_unread_files() {
     solve(&backend, &definition).await.unwrap();
     set_files(&[("src", "one"), ("README", "b")]);
     solve(&backend, &definition).await.unwrap();
-    assert_eq!(backend.executed.lock().unwrap().len(), 1, "an unread file changed the key");
+    assert_eq!(
+        backend.executed.lock().unwrap().len(),
+        1,
+        "an unread file changed the key"
+    );
 
     set_files(&[("src", "two"), ("README", "b")]);
     solve(&backend, &definition).await.unwrap();
-    assert_eq!(backend.executed.lock().unwrap().len(), 2, "a read file did not change the key");
+    assert_eq!(
+        backend.executed.lock().unwrap().len(),
+        2,
+        "a read file did not change the key"
+    );
 }
 
 #[tokio::test]
@@ -196,7 +302,10 @@ async fn concurrent_solves_share_execution() {
     definition.target = Some(run(&mut definition, &base, "once"));
     let solver = Solver::new(backend.clone(), SolveOptions::default());
     let (sink, cancel) = (EventSink::discard(), CancellationToken::new());
-    let (a, b) = tokio::join!(solver.solve(&definition, &sink, &cancel), solver.solve(&definition, &sink, &cancel));
+    let (a, b) = tokio::join!(
+        solver.solve(&definition, &sink, &cancel),
+        solver.solve(&definition, &sink, &cancel)
+    );
     assert_eq!(a.unwrap(), b.unwrap());
     assert_eq!(backend.executed.lock().unwrap().len(), 1);
 }
@@ -209,11 +318,19 @@ async fn events_cover_every_vertex() {
     definition.target = Some(run(&mut definition, &base, "x"));
     let (sink, mut receiver) = EventSink::channel();
     let solver = Solver::new(backend.clone(), SolveOptions::default());
-    solver.solve(&definition, &sink, &CancellationToken::new()).await.unwrap();
+    solver
+        .solve(&definition, &sink, &CancellationToken::new())
+        .await
+        .unwrap();
     drop(sink);
     let mut kinds = Vec::new();
     while let Some(event) = receiver.recv().await {
-        kinds.push(serde_json::to_value(&event.event).unwrap()["type"].as_str().unwrap().to_string());
+        kinds.push(
+            serde_json::to_value(&event.event).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert_eq!(kinds.iter().filter(|k| *k == "vertex_queued").count(), 2);
     assert_eq!(kinds.iter().filter(|k| *k == "vertex_completed").count(), 2);

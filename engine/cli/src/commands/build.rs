@@ -1,0 +1,184 @@
+use super::open_engine;
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use strata_cli::progress::{ProgressMode, render_failure, spawn_renderer};
+use strata_engine::{BuildError, BuildRequest, DockerfileSource};
+use strata_exporter::OutputSpec;
+use strata_llb::Platform;
+use strata_solver::EventSink;
+use tokio_util::sync::CancellationToken;
+
+/// Flags shared by `build` and `dump-llb`.
+#[derive(Args, Clone)]
+pub struct DefinitionArgs {
+    /// Build context directory
+    pub context: PathBuf,
+    /// Dockerfile path (default: `CONTEXT/Dockerfile`; `-` reads standard input)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<PathBuf>,
+    /// Stage to build (default: the last stage)
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Build-time variable `KEY=VALUE`, or `KEY` to take the value from the environment
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Target platform `os/arch[/variant]` (default: this machine's)
+    #[arg(long)]
+    pub platform: Option<String>,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub definition: DefinitionArgs,
+    /// Name the result in the local image store (repeatable)
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Output destination, such as `type=docker,dest=image.tar` (repeatable)
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub outputs: Vec<String>,
+    /// Progress output: auto, tty, plain, rawjson or quiet
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Run every step, ignoring cached results
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Maximum number of steps running at once (default: the CPU count)
+    #[arg(long)]
+    pub max_parallel: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LlbFormat {
+    Json,
+    Dot,
+}
+
+#[derive(Args)]
+pub struct DumpLlbArgs {
+    #[command(flatten)]
+    pub definition: DefinitionArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: LlbFormat,
+}
+
+impl DefinitionArgs {
+    fn request(&self) -> anyhow::Result<BuildRequest> {
+        let mut request = BuildRequest::new(&self.context);
+        request.dockerfile = match &self.file {
+            None => DockerfileSource::Default,
+            Some(path) if path.as_os_str() == "-" => DockerfileSource::Inline {
+                name: "Dockerfile".into(),
+                text: std::io::read_to_string(std::io::stdin())
+                    .context("Failed to read the Dockerfile from standard input")?,
+            },
+            Some(path) => DockerfileSource::Path(path.clone()),
+        };
+        request.target = self.target.clone();
+        request.build_args = parse_build_args(&self.build_args)?;
+        if let Some(platform) = &self.platform {
+            request.platform = Some(Platform::parse(platform).with_context(|| {
+                format!("Invalid `--platform` value `{platform}`: expected `os/arch[/variant]`, such as `linux/amd64`")
+            })?);
+        }
+        Ok(request)
+    }
+}
+
+fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut args = BTreeMap::new();
+    for value in values {
+        let (key, value) = match value.split_once('=') {
+            Some((key, value)) => (key.to_string(), value.to_string()),
+            // Docker takes a bare name's value from the environment and
+            // drops the argument when the variable is unset.
+            None => match std::env::var(value) {
+                Ok(from_env) => (value.clone(), from_env),
+                Err(_) => continue,
+            },
+        };
+        if key.is_empty() {
+            bail!("Invalid `--build-arg` value `{value}`: expected `KEY=VALUE`");
+        }
+        args.insert(key, value);
+    }
+    Ok(args)
+}
+
+pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let mode: ProgressMode = args.progress.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut request = args.definition.request()?;
+    request.tags = args.tags.clone();
+    request.no_cache = args.no_cache;
+    for spec in &args.outputs {
+        request.outputs.push(
+            OutputSpec::parse(spec)
+                .map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?,
+        );
+    }
+    let engine = open_engine(root, args.max_parallel)?;
+
+    let (events, receiver) = EventSink::channel();
+    let renderer = spawn_renderer(mode, receiver, Box::new(std::io::stderr()));
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+
+    let outcome = engine.build(&request, &events, &cancel).await;
+    drop(events);
+    let summary = renderer
+        .await
+        .context("The progress renderer stopped unexpectedly")?;
+    match outcome {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(BuildError::Parse(error)) => {
+            eprintln!("{:?}", miette::Report::new(error));
+            Ok(ExitCode::FAILURE)
+        }
+        Err(BuildError::Step(error)) => {
+            let source = match &request.dockerfile {
+                DockerfileSource::Inline { text, .. } => Some(text.clone()),
+                DockerfileSource::Default => {
+                    std::fs::read_to_string(request.context.join("Dockerfile")).ok()
+                }
+                DockerfileSource::Path(path) => std::fs::read_to_string(path).ok(),
+            };
+            eprint!("{}", render_failure(&summary, source.as_deref()));
+            eprintln!("error: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub async fn dump_llb(root: Option<PathBuf>, args: DumpLlbArgs) -> anyhow::Result<ExitCode> {
+    let request = args.definition.request()?;
+    let engine = open_engine(root, None)?;
+    let conversion = match engine
+        .load_definition(&request, &EventSink::discard())
+        .await
+    {
+        Ok(conversion) => conversion,
+        Err(BuildError::Parse(error)) => {
+            eprintln!("{:?}", miette::Report::new(error));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match args.format {
+        LlbFormat::Json => println!("{}", conversion.definition.to_json()),
+        LlbFormat::Dot => print!("{}", strata_llb::to_dot(&conversion.definition)),
+    }
+    Ok(ExitCode::SUCCESS)
+}

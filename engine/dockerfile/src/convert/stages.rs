@@ -1,0 +1,378 @@
+//! Splits a Dockerfile into stages, picks the target, checks stage
+//! references and converts the stages the target needs, in order.
+
+use super::args::GlobalArgs;
+use super::dispatch::{Dispatcher, StageState};
+use super::graph::{Graph, State};
+use super::{Conversion, ConvertOptions, Failure, ImageResolver, StageInfo, Warning};
+use crate::ast::{Ast, Node};
+use crate::instructions::{self, Instruction};
+use crate::shell::Lexer;
+use std::collections::{BTreeMap, BTreeSet};
+use strata_llb::Platform;
+
+/// One `FROM` section with its instructions.
+pub(crate) struct Stage<'a> {
+    pub index: usize,
+    pub name: Option<String>,
+    pub from_node: &'a Node,
+    /// The base after expansion with the global ARGs.
+    pub base: String,
+    pub platform: Option<String>,
+    pub commands: Vec<(&'a Node, Instruction)>,
+}
+
+impl Stage<'_> {
+    /// Returns the name progress output uses: the stage name, `stage-N`
+    /// in a multi-stage file, or nothing in a single-stage file, as
+    /// BuildKit prints it.
+    pub(crate) fn display_name(&self, stage_count: usize) -> Option<String> {
+        match &self.name {
+            Some(name) => Some(name.clone()),
+            None if stage_count > 1 => Some(format!("stage-{}", self.index)),
+            None => None,
+        }
+    }
+}
+
+pub(crate) async fn convert(
+    ast: &Ast,
+    options: &ConvertOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<Conversion, Failure> {
+    let escape = if ast.directives.escape == '\0' {
+        '\\'
+    } else {
+        ast.directives.escape
+    };
+    let lexer = Lexer::new(escape);
+    let build_platform = Platform::host();
+    let mut globals =
+        GlobalArgs::predefined(&options.platform, &build_platform, &options.build_args);
+    let stages = split_stages(ast, &lexer, &mut globals, options)?;
+    if stages.is_empty() {
+        return Err(Failure::general(
+            "Dockerfile contains no stages to build: add a `FROM` instruction",
+        ));
+    }
+
+    let target = select_target(&stages, options.target.as_deref())?;
+    let dependencies = stage_dependencies(&stages)?;
+    check_cycles(&stages, &dependencies)?;
+    let needed = reachable(target, &dependencies);
+    check_order(&stages, &dependencies, &needed)?;
+
+    let mut graph = Graph::default();
+    let mut warnings = Vec::new();
+    let mut dispatcher = Dispatcher::new(options, resolver, &lexer, &globals, &stages);
+    let mut states: BTreeMap<usize, StageState> = BTreeMap::new();
+    for stage in stages.iter().filter(|s| needed.contains(&s.index)) {
+        let state = dispatcher
+            .dispatch_stage(stage, &states, &mut graph, &mut warnings)
+            .await?;
+        states.insert(stage.index, state);
+    }
+    warn_unused_build_args(ast, options, &mut warnings);
+
+    let target_state = states
+        .remove(&target)
+        .expect("the target stage was converted");
+    let definition = graph.finish(
+        target_state.fs,
+        &options.context_name,
+        &options.excludes,
+        options.no_cache,
+    );
+    let stages = stages
+        .iter()
+        .map(|s| StageInfo {
+            name: s.name.clone(),
+            index: s.index,
+            base: s.base.clone(),
+            line: s.from_node.start_line,
+        })
+        .collect();
+    Ok(Conversion {
+        definition,
+        image_config: target_state.config,
+        stages,
+        warnings,
+    })
+}
+
+/// Types every instruction, evaluates the global ARGs and expands each
+/// FROM with them.
+fn split_stages<'a>(
+    ast: &'a Ast,
+    lexer: &Lexer,
+    globals: &mut GlobalArgs,
+    options: &ConvertOptions,
+) -> Result<Vec<Stage<'a>>, Failure> {
+    let mut stages: Vec<Stage<'a>> = Vec::new();
+    for node in &ast.children {
+        let instruction = instructions::parse(node).map_err(|e| Failure::at(node, e.message))?;
+        match instruction {
+            Instruction::From(from) => {
+                let expand = |word: &str| {
+                    lexer
+                        .process_word(word, &globals.values)
+                        .map(|e| e.value)
+                        .map_err(|e| Failure::at(node, e.to_string()))
+                };
+                let base = expand(&from.image)?;
+                if base.is_empty() {
+                    return Err(Failure::at(
+                        node,
+                        format!("Base name (`{}`) should not be blank", from.image),
+                    ));
+                }
+                let platform = from.platform.as_deref().map(expand).transpose()?;
+                stages.push(Stage {
+                    index: stages.len(),
+                    name: from.name,
+                    from_node: node,
+                    base,
+                    platform,
+                    commands: Vec::new(),
+                });
+            }
+            Instruction::Arg(declarations) if stages.is_empty() => {
+                globals.declare(node, &declarations, lexer, &options.build_args)?;
+            }
+            other => match stages.last_mut() {
+                Some(stage) => stage.commands.push((node, other)),
+                None => {
+                    return Err(Failure::at(
+                        node,
+                        format!(
+                            "{} comes before the first FROM: only ARG may precede FROM",
+                            node.keyword.to_ascii_uppercase()
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+    Ok(stages)
+}
+
+/// Finds a stage by name (case-insensitively) or by index.
+pub(crate) fn find_stage(stages: &[Stage<'_>], reference: &str) -> Option<usize> {
+    let lower = reference.to_ascii_lowercase();
+    if let Some(stage) = stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
+        return Some(stage.index);
+    }
+    reference
+        .parse::<usize>()
+        .ok()
+        .filter(|i| *i < stages.len())
+}
+
+fn select_target(stages: &[Stage<'_>], target: Option<&str>) -> Result<usize, Failure> {
+    let Some(target) = target else {
+        return Ok(stages.len() - 1);
+    };
+    let lower = target.to_ascii_lowercase();
+    stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+        .map(|s| s.index)
+        .ok_or_else(|| {
+            let names: Vec<String> = stages
+                .iter()
+                .filter_map(|s| s.name.as_ref())
+                .map(|n| format!("`{n}`"))
+                .collect();
+            let listed = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            };
+            Failure::general(format!(
+                "Target stage `{target}` could not be found: the stage names are {listed}"
+            ))
+        })
+}
+
+/// A stage's dependency on another: the stage index and the line that
+/// creates it.
+pub(crate) struct Dependency<'a> {
+    pub stage: usize,
+    pub node: &'a Node,
+    /// True for `COPY --from`, false for `FROM`.
+    pub copy: bool,
+}
+
+/// Lists, per stage, the stages it reads through FROM and COPY --from.
+fn stage_dependencies<'a>(stages: &[Stage<'a>]) -> Result<Vec<Vec<Dependency<'a>>>, Failure> {
+    let mut all = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let mut dependencies = Vec::new();
+        let earlier = &stages[..stage.index];
+        if let Some(base) = find_named(earlier, &stage.base) {
+            dependencies.push(Dependency {
+                stage: base,
+                node: stage.from_node,
+                copy: false,
+            });
+        }
+        for (node, instruction) in &stage.commands {
+            let Instruction::Copy(copy) = instruction else {
+                continue;
+            };
+            let Some(from) = &copy.from else { continue };
+            if from.contains('$') {
+                return Err(Failure::at(
+                    node,
+                    "Variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
+                ));
+            }
+            if let Some(source) = find_stage(stages, from) {
+                dependencies.push(Dependency {
+                    stage: source,
+                    node,
+                    copy: true,
+                });
+            }
+        }
+        all.push(dependencies);
+    }
+    Ok(all)
+}
+
+/// FROM only names stages defined before it; a later name is an image.
+fn find_named(earlier: &[Stage<'_>], base: &str) -> Option<usize> {
+    let lower = base.to_ascii_lowercase();
+    earlier
+        .iter()
+        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+        .map(|s| s.index)
+}
+
+fn check_cycles(stages: &[Stage<'_>], dependencies: &[Vec<Dependency<'_>>]) -> Result<(), Failure> {
+    fn visit(
+        stage: usize,
+        dependencies: &[Vec<Dependency<'_>>],
+        path: &mut Vec<usize>,
+        done: &mut BTreeSet<usize>,
+    ) -> Option<usize> {
+        if path.contains(&stage) {
+            return Some(stage);
+        }
+        if done.contains(&stage) {
+            return None;
+        }
+        path.push(stage);
+        for dependency in &dependencies[stage] {
+            if let Some(cycle) = visit(dependency.stage, dependencies, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(stage);
+        None
+    }
+    let mut done = BTreeSet::new();
+    for stage in stages {
+        if let Some(cycle) = visit(stage.index, dependencies, &mut Vec::new(), &mut done) {
+            let name = stages[cycle]
+                .name
+                .clone()
+                .unwrap_or_else(|| cycle.to_string());
+            return Err(Failure::general(format!(
+                "Circular dependency detected on stage: {name}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn reachable(target: usize, dependencies: &[Vec<Dependency<'_>>]) -> BTreeSet<usize> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![target];
+    while let Some(stage) = stack.pop() {
+        if seen.insert(stage) {
+            stack.extend(dependencies[stage].iter().map(|d| d.stage));
+        }
+    }
+    seen
+}
+
+/// Rejects `COPY --from` of a stage that comes later in the file.
+fn check_order(
+    stages: &[Stage<'_>],
+    dependencies: &[Vec<Dependency<'_>>],
+    needed: &BTreeSet<usize>,
+) -> Result<(), Failure> {
+    for &index in needed {
+        for dependency in &dependencies[index] {
+            if dependency.copy && dependency.stage >= index {
+                let name = |i: usize| stages[i].name.clone().unwrap_or_else(|| i.to_string());
+                return Err(Failure::at(
+                    dependency.node,
+                    format!(
+                        "Cannot copy from stage \"{}\", it needs to be defined before current stage \"{}\"",
+                        name(dependency.stage),
+                        name(index)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Warns about build args no ARG line declares, as BuildKit does.
+fn warn_unused_build_args(ast: &Ast, options: &ConvertOptions, warnings: &mut Vec<Warning>) {
+    let mut declared = BTreeSet::new();
+    for node in &ast.children {
+        if let Ok(Instruction::Arg(declarations)) = instructions::parse(node) {
+            declared.extend(declarations.into_iter().map(|d| d.key));
+        }
+    }
+    let unused: Vec<&String> = options
+        .build_args
+        .keys()
+        .filter(|k| !declared.contains(*k) && !is_predefined(k))
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<String> = unused.iter().map(|k| format!("`{k}`")).collect();
+        warnings.push(Warning {
+            message: format!(
+                "Build args {} were not consumed by any ARG",
+                names.join(", ")
+            ),
+            line: None,
+        });
+    }
+}
+
+fn is_predefined(key: &str) -> bool {
+    const PROXIES: [&str; 4] = ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY"];
+    let upper = key.to_ascii_uppercase();
+    PROXIES.contains(&upper.as_str()) || upper == "ALL_PROXY"
+}
+
+/// The state a stage starts from before its own instructions.
+pub(crate) enum Base {
+    Scratch,
+    Stage(usize),
+    Image(String),
+}
+
+pub(crate) fn classify_base(stages: &[Stage<'_>], stage: &Stage<'_>) -> Base {
+    if stage.base.eq_ignore_ascii_case("scratch") {
+        return Base::Scratch;
+    }
+    match find_named(&stages[..stage.index], &stage.base) {
+        Some(index) => Base::Stage(index),
+        None => Base::Image(stage.base.clone()),
+    }
+}
+
+pub(crate) fn state_of(states: &BTreeMap<usize, StageState>, index: usize) -> State {
+    states.get(&index).map_or(State::Scratch, |s| s.fs)
+}

@@ -1,0 +1,452 @@
+//! One build, from Dockerfile text to exported outputs.
+
+use crate::Engine;
+use crate::backend::{BuildBackend, LocalDir};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use strata_dockerfile::convert::{Conversion, ConvertOptions, convert};
+use strata_dockerfile::dockerignore::DockerIgnore;
+use strata_exporter::{ExportReport, OutputSpec};
+use strata_history::explain::{BuildView, explain};
+use strata_history::{
+    BuildRecord, BuildStatus, HistoryDb, RecordedError, RequestSummary, Retention, StepState,
+    steps_from_events,
+};
+use strata_llb::image::ImageConfig;
+use strata_llb::{Definition, Platform};
+use strata_solver::{
+    Event, EventSink, ExplainedStep, ResultRef, SolveError, SolveOptions, Solver, StampedEvent,
+};
+use strata_source::StoreImageResolver;
+use tokio_util::sync::CancellationToken;
+
+/// Where the Dockerfile comes from.
+#[derive(Clone, Debug)]
+pub enum DockerfileSource {
+    /// `CONTEXT/Dockerfile`.
+    Default,
+    Path(PathBuf),
+    /// Text given directly, with the name used in messages.
+    Inline {
+        name: String,
+        text: String,
+    },
+}
+
+/// Everything `strata build` accepts.
+#[derive(Clone, Debug)]
+pub struct BuildRequest {
+    pub context: PathBuf,
+    pub dockerfile: DockerfileSource,
+    pub target: Option<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub platform: Option<Platform>,
+    pub tags: Vec<String>,
+    pub outputs: Vec<OutputSpec>,
+    pub no_cache: bool,
+}
+
+impl BuildRequest {
+    pub fn new(context: impl Into<PathBuf>) -> BuildRequest {
+        BuildRequest {
+            context: context.into(),
+            dockerfile: DockerfileSource::Default,
+            target: None,
+            build_args: BTreeMap::new(),
+            platform: None,
+            tags: Vec::new(),
+            outputs: Vec::new(),
+            no_cache: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct BuildResult {
+    pub definition: Definition,
+    pub image_config: ImageConfig,
+    pub result: ResultRef,
+    pub exports: Vec<ExportReport>,
+}
+
+/// Why a build failed, split by who can fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Dockerfile, its arguments or the request are wrong.
+    #[error("{0}")]
+    Input(String),
+    /// The Dockerfile could not be parsed; rendered with its source.
+    #[error(transparent)]
+    Parse(#[from] strata_dockerfile::parser::ParseError),
+    /// A step failed.
+    #[error(transparent)]
+    Step(#[from] SolveError),
+    /// Exporting the result failed.
+    #[error("Failed to export the result: {0:#}")]
+    Export(anyhow::Error),
+    /// The machine or the store is not usable.
+    #[error("{0:#}")]
+    Environment(anyhow::Error),
+}
+
+/// What a build produced so far, kept for its history record even when a
+/// later phase fails.
+#[derive(Default)]
+struct Progress {
+    definition: Option<Definition>,
+    context_files: BTreeMap<String, String>,
+}
+
+impl Engine {
+    /// Runs a build, sending progress to `events` and recording it in the
+    /// build history.
+    pub async fn build(
+        &self,
+        request: &BuildRequest,
+        events: &EventSink,
+        cancel: &CancellationToken,
+    ) -> Result<BuildResult, BuildError> {
+        let started = Instant::now();
+        let (events, recorded) = events.with_recorder();
+        let mut record = BuildRecord::new(new_build_id(), request.summary());
+        events.emit(Event::BuildStarted {
+            build_id: record.id.clone(),
+        });
+        let history = self.history();
+        if let Ok(history) = &history {
+            if let Err(error) = history.put(&record) {
+                tracing::warn!(build = %record.id, "failed to record the build start: {error:#}");
+            }
+        }
+
+        let mut progress = Progress::default();
+        let outcome = self
+            .build_inner(request, &events, cancel, &mut progress)
+            .await;
+
+        record.finished = Some(chrono::Utc::now());
+        record.status = match &outcome {
+            Ok(_) => BuildStatus::Succeeded,
+            Err(BuildError::Step(SolveError::Canceled)) => BuildStatus::Canceled,
+            Err(_) => BuildStatus::Failed,
+        };
+        record.error = outcome.as_ref().err().map(recorded_error);
+        record.definition = progress
+            .definition
+            .as_ref()
+            .and_then(|d| serde_json::to_value(d).ok());
+        record.context_files = progress.context_files;
+        if let Ok(result) = &outcome {
+            record.result = Some(
+                serde_json::json!({ "snapshot": result.result.snapshot, "exports": result.exports.len() }),
+            );
+        }
+
+        let snapshot = recorded.lock().expect("event recorder lock").clone();
+        let (total, cached) = step_counts(&snapshot);
+        record.steps_total = total;
+        record.steps_cached = cached;
+        match &history {
+            Ok(history) => events.emit(Event::Explanations {
+                steps: explain_against_previous(history, &record, &snapshot),
+            }),
+            Err(error) => tracing::warn!("build history unavailable: {error:#}"),
+        }
+        events.emit(Event::BuildFinished {
+            success: outcome.is_ok(),
+            error: outcome.as_ref().err().map(|e| e.to_string()),
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+
+        if let Ok(mut history) = history {
+            let all = recorded.lock().expect("event recorder lock").clone();
+            if let Err(error) = history.finish(&record, &all) {
+                tracing::warn!(build = %record.id, "failed to record the build: {error:#}");
+            }
+            if let Err(error) = history.apply_retention(Retention::default(), chrono::Utc::now()) {
+                tracing::warn!("failed to apply history retention: {error:#}");
+            }
+        }
+        outcome
+    }
+
+    /// Opens the build history in the store's database.
+    pub fn history(&self) -> anyhow::Result<HistoryDb> {
+        HistoryDb::open(&self.store.root().join("metadata.db"))
+    }
+
+    async fn build_inner(
+        &self,
+        request: &BuildRequest,
+        events: &EventSink,
+        cancel: &CancellationToken,
+        progress: &mut Progress,
+    ) -> Result<BuildResult, BuildError> {
+        let conversion = self.load_definition(request, events).await?;
+        progress.definition = Some(conversion.definition.clone());
+        let ignore = read_dockerignore(&request.context)?;
+        let backend = Arc::new(BuildBackend {
+            store: self.store.clone(),
+            worker: self.worker.clone(),
+            locals: vec![LocalDir {
+                name: "context".into(),
+                dir: request.context.clone(),
+                ignore,
+            }],
+            leases: Mutex::new(Vec::new()),
+        });
+        let options = SolveOptions {
+            max_parallel: self.max_parallel,
+            no_cache: request.no_cache,
+        };
+        let solver = Solver::new(backend.clone(), options);
+        let solved = solver.solve(&conversion.definition, events, cancel).await;
+        for lease in backend.leases.lock().expect("lease list lock").iter() {
+            progress.context_files.extend(lease.files.clone());
+        }
+        let result = solved?;
+
+        let exports = self
+            .export(request, &result, &conversion.image_config, events)
+            .await?;
+        Ok(BuildResult {
+            definition: conversion.definition,
+            image_config: conversion.image_config,
+            result,
+            exports,
+        })
+    }
+
+    /// Reads, parses and converts the Dockerfile.
+    pub async fn load_definition(
+        &self,
+        request: &BuildRequest,
+        events: &EventSink,
+    ) -> Result<Conversion, BuildError> {
+        let (name, text) = read_dockerfile(request)?;
+        let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
+        let options_file = name.clone();
+        let options = ConvertOptions {
+            dockerfile_name: name,
+            build_args: request.build_args.clone(),
+            target: request.target.clone(),
+            platform: request.platform.clone().unwrap_or_else(Platform::host),
+            context_name: "context".into(),
+            excludes: read_dockerignore(&request.context)?.patterns().to_vec(),
+            no_cache: request.no_cache,
+        };
+        let resolver = StoreImageResolver {
+            store: self.store.clone(),
+        };
+        let conversion = convert(&ast, &options, &resolver)
+            .await
+            .map_err(|e| BuildError::Input(e.to_string()))?;
+        for warning in &conversion.warnings {
+            let location = warning.line.map(|line| strata_llb::SourceLocation {
+                file: options_file.clone(),
+                start_line: line,
+                end_line: line,
+            });
+            events.emit(Event::Warning {
+                message: warning.message.clone(),
+                location,
+            });
+        }
+        Ok(conversion)
+    }
+
+    async fn export(
+        &self,
+        request: &BuildRequest,
+        result: &ResultRef,
+        config: &ImageConfig,
+        events: &EventSink,
+    ) -> Result<Vec<ExportReport>, BuildError> {
+        let mut reports = Vec::new();
+        let snapshot = result.snapshot.clone();
+        for (index, output) in request.outputs.iter().enumerate() {
+            let started = Instant::now();
+            let id = format!("export-{index}");
+            events.emit(Event::Phase {
+                id: id.clone(),
+                name: format!("exporting to {output}"),
+                duration_ms: None,
+            });
+            let name = format!("exporting to {output}");
+            let (store, output, config, snapshot) = (
+                self.store.clone(),
+                output.clone(),
+                config.clone(),
+                snapshot.clone(),
+            );
+            let report = tokio::task::spawn_blocking(move || {
+                strata_exporter::export(&store, snapshot.as_deref(), &config, &output, &mut |_| {})
+            })
+            .await
+            .map_err(|e| BuildError::Export(e.into()))?
+            .map_err(BuildError::Export)?;
+            let duration_ms = Some(started.elapsed().as_millis() as u64);
+            events.emit(Event::Phase {
+                id,
+                name,
+                duration_ms,
+            });
+            reports.push(report);
+        }
+        for tag in &request.tags {
+            let started = Instant::now();
+            let id = format!("tag-{tag}");
+            events.emit(Event::Phase {
+                id: id.clone(),
+                name: format!("naming to {tag}"),
+                duration_ms: None,
+            });
+            let name = strata_dockerfile::convert::normalize_reference(tag)
+                .map_err(|e| BuildError::Input(format!("Invalid tag `{tag}`: {e}")))?;
+            let (store, config, snapshot) = (self.store.clone(), config.clone(), snapshot.clone());
+            tokio::task::spawn_blocking(move || {
+                strata_exporter::store_image(&store, snapshot.as_deref(), &config, &name)
+            })
+            .await
+            .map_err(|e| BuildError::Export(e.into()))?
+            .map_err(BuildError::Export)?;
+            let duration_ms = Some(started.elapsed().as_millis() as u64);
+            events.emit(Event::Phase {
+                id,
+                name: format!("naming to {tag}"),
+                duration_ms,
+            });
+        }
+        Ok(reports)
+    }
+}
+
+impl BuildRequest {
+    /// The request as the build history keeps it.
+    pub fn summary(&self) -> RequestSummary {
+        let dockerfile = match &self.dockerfile {
+            DockerfileSource::Default => self.context.join("Dockerfile").display().to_string(),
+            DockerfileSource::Path(path) => path.display().to_string(),
+            DockerfileSource::Inline { name, .. } => name.clone(),
+        };
+        let context = std::fs::canonicalize(&self.context).unwrap_or_else(|_| self.context.clone());
+        RequestSummary {
+            context: context.display().to_string(),
+            dockerfile,
+            target: self.target.clone(),
+            build_args: self.build_args.clone(),
+            secrets: Vec::new(),
+            outputs: self.outputs.iter().map(|o| o.to_string()).collect(),
+            tags: self.tags.clone(),
+            no_cache: self.no_cache,
+        }
+    }
+}
+
+fn recorded_error(error: &BuildError) -> RecordedError {
+    match error {
+        BuildError::Step(SolveError::Vertex {
+            name,
+            metadata,
+            message,
+            ..
+        }) => RecordedError {
+            message: message.clone(),
+            step: Some(name.clone()),
+            location: metadata.location.clone(),
+        },
+        other => RecordedError {
+            message: other.to_string(),
+            step: None,
+            location: None,
+        },
+    }
+}
+
+/// Counts the steps that have a cache key (every vertex but sources) and
+/// how many of them were cached.
+fn step_counts(events: &[StampedEvent]) -> (u32, u32) {
+    let keyed: std::collections::HashSet<&strata_llb::Digest> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::CacheKey { vertex, .. } => Some(vertex),
+            _ => None,
+        })
+        .collect();
+    let steps = steps_from_events(events);
+    let cached = steps
+        .iter()
+        .filter(|s| keyed.contains(&s.vertex) && s.state == StepState::Cached)
+        .count();
+    (keyed.len() as u32, cached as u32)
+}
+
+/// Explains every step that ran against the previous build of the same
+/// Dockerfile, context and target.
+fn explain_against_previous(
+    history: &HistoryDb,
+    record: &BuildRecord,
+    events: &[StampedEvent],
+) -> Vec<ExplainedStep> {
+    let previous = history.previous(record).ok().flatten();
+    let previous_events = previous
+        .as_ref()
+        .map(|p| history.events(&p.id).unwrap_or_default())
+        .unwrap_or_default();
+    let current = BuildView::new(record, events);
+    let earlier = previous
+        .as_ref()
+        .map(|p| BuildView::new(p, &previous_events));
+    explain(&current, earlier.as_ref())
+        .into_iter()
+        .map(|e| ExplainedStep {
+            vertex: e.vertex,
+            step: e.step,
+            reasons: e.reasons.iter().map(|r| r.to_string()).collect(),
+        })
+        .collect()
+}
+
+fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), BuildError> {
+    let path = match &request.dockerfile {
+        DockerfileSource::Inline { name, text } => return Ok((name.clone(), text.clone())),
+        DockerfileSource::Default => request.context.join("Dockerfile"),
+        DockerfileSource::Path(path) => path.clone(),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        BuildError::Input(format!(
+            "Failed to read the Dockerfile `{}`: {e}; pass its path with `-f`",
+            path.display()
+        ))
+    })?;
+    let name = path
+        .file_name()
+        .map_or("Dockerfile".into(), |n| n.to_string_lossy().into_owned());
+    Ok((name, text))
+}
+
+fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
+    let path = context.join(".dockerignore");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) => {
+            return Err(BuildError::Input(format!(
+                "Failed to read `{}`: {error}",
+                path.display()
+            )));
+        }
+    };
+    DockerIgnore::parse(&text)
+        .map_err(|e| BuildError::Input(format!("Invalid `{}`: {e}", path.display())))
+}
+
+fn new_build_id() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
+}

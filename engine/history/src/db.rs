@@ -1,0 +1,284 @@
+//! Storage of build records and their events in SQLite.
+
+use crate::record::{BuildRecord, BuildStatus};
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+use strata_solver::StampedEvent;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS history_builds (
+    id TEXT PRIMARY KEY,
+    started TEXT NOT NULL,
+    status TEXT NOT NULL,
+    project TEXT NOT NULL,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_builds_started ON history_builds (started);
+CREATE INDEX IF NOT EXISTS history_builds_project ON history_builds (project, started);
+CREATE TABLE IF NOT EXISTS history_events (
+    build_id TEXT NOT NULL REFERENCES history_builds (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (build_id, seq)
+);
+";
+
+/// How many records to keep. Pinned records are always kept.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    pub max_age: Option<Duration>,
+    pub max_count: Option<usize>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Some(Duration::from_secs(30 * 24 * 3600)),
+            max_count: Some(200),
+        }
+    }
+}
+
+pub struct HistoryDb {
+    connection: Connection,
+}
+
+impl HistoryDb {
+    /// Opens the history tables in the SQLite database at `path`, creating
+    /// them when missing, and marks records of builds whose process died as
+    /// interrupted.
+    pub fn open(path: &Path) -> Result<HistoryDb> {
+        let connection = Connection::open(path)
+            .with_context(|| format!("Failed to open the history database `{}`", path.display()))?;
+        connection.busy_timeout(Duration::from_secs(30))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.execute_batch(SCHEMA)?;
+        let db = HistoryDb { connection };
+        db.mark_interrupted()?;
+        Ok(db)
+    }
+
+    fn mark_interrupted(&self) -> Result<()> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT id, pid FROM history_builds WHERE status = 'running'")?;
+        let running: Vec<(String, i64)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, pid) in running {
+            let alive =
+                pid == i64::from(std::process::id()) || Path::new(&format!("/proc/{pid}")).exists();
+            if !alive {
+                if let Some(mut record) = self.get(&id)? {
+                    record.status = BuildStatus::Interrupted;
+                    self.put(&record)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts or replaces a record.
+    pub fn put(&self, record: &BuildRecord) -> Result<()> {
+        upsert(&self.connection, record)
+    }
+
+    /// Stores a finished record together with all its events, in one
+    /// transaction.
+    pub fn finish(&mut self, record: &BuildRecord, events: &[StampedEvent]) -> Result<()> {
+        let transaction = self.connection.transaction()?;
+        upsert(&transaction, record)?;
+        transaction.execute(
+            "DELETE FROM history_events WHERE build_id = ?1",
+            [&record.id],
+        )?;
+        {
+            let mut insert = transaction
+                .prepare("INSERT INTO history_events (build_id, seq, event) VALUES (?1, ?2, ?3)")?;
+            for (seq, event) in events.iter().enumerate() {
+                insert.execute(params![
+                    record.id,
+                    seq as i64,
+                    serde_json::to_string(event)?
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<BuildRecord>> {
+        let text: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT record FROM history_builds WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        text.map(|t| serde_json::from_str(&t).context("Corrupt build record"))
+            .transpose()
+    }
+
+    /// Lists records, newest first.
+    pub fn list(&self) -> Result<Vec<BuildRecord>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT record FROM history_builds ORDER BY started DESC, rowid DESC")?;
+        let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+        rows.map(|row| Ok(serde_json::from_str(&row?)?)).collect()
+    }
+
+    /// Resolves a reference: a full id, a unique id prefix, or `^N` for the
+    /// N-th build before the newest (`^0` is the newest).
+    pub fn resolve(&self, reference: &str) -> Result<BuildRecord> {
+        let records = self.list()?;
+        if let Some(offset) = reference.strip_prefix('^') {
+            let offset: usize = offset.parse().with_context(|| {
+                format!("Invalid build reference `{reference}`: expected `^N` with a number N")
+            })?;
+            return records.into_iter().nth(offset).with_context(|| {
+                format!("No build at offset `{reference}`: the history has fewer builds; list them with `strata history ls`")
+            });
+        }
+        let matches: Vec<BuildRecord> = records
+            .into_iter()
+            .filter(|r| r.id.starts_with(reference))
+            .collect();
+        match matches.len() {
+            0 => {
+                bail!("No build `{reference}` in the history; list builds with `strata history ls`")
+            }
+            1 => Ok(matches.into_iter().next().expect("one match")),
+            n => bail!(
+                "Build reference `{reference}` is ambiguous: it matches {n} builds; give more characters"
+            ),
+        }
+    }
+
+    pub fn events(&self, id: &str) -> Result<Vec<StampedEvent>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT event FROM history_events WHERE build_id = ?1 ORDER BY seq")?;
+        let rows = statement.query_map([id], |row| row.get::<_, String>(0))?;
+        rows.map(|row| Ok(serde_json::from_str(&row?)?)).collect()
+    }
+
+    /// Returns the newest finished record of the same project started
+    /// before `record`.
+    pub fn previous(&self, record: &BuildRecord) -> Result<Option<BuildRecord>> {
+        let text: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT record FROM history_builds
+                 WHERE project = ?1 AND started < ?2 AND id != ?3 AND status IN ('succeeded', 'failed')
+                 ORDER BY started DESC LIMIT 1",
+                params![record.request.project_key(), record.started.to_rfc3339(), record.id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        text.map(|t| serde_json::from_str(&t).context("Corrupt build record"))
+            .transpose()
+    }
+
+    pub fn remove(&self, id: &str) -> Result<bool> {
+        self.connection
+            .execute("DELETE FROM history_events WHERE build_id = ?1", [id])?;
+        Ok(self
+            .connection
+            .execute("DELETE FROM history_builds WHERE id = ?1", [id])?
+            > 0)
+    }
+
+    pub fn set_pinned(&self, id: &str, pinned: bool) -> Result<()> {
+        let mut record = self
+            .get(id)?
+            .with_context(|| format!("No build `{id}` in the history"))?;
+        record.pinned = pinned;
+        self.put(&record)
+    }
+
+    /// Deletes unpinned, finished records beyond the retention limits and
+    /// returns how many were deleted.
+    pub fn apply_retention(&self, retention: Retention, now: DateTime<Utc>) -> Result<usize> {
+        let records = self.list()?;
+        let mut removed = 0;
+        let mut kept = 0;
+        for record in records {
+            if record.pinned || record.status == BuildStatus::Running {
+                continue;
+            }
+            kept += 1;
+            let too_old = retention.max_age.is_some_and(|age| {
+                (now - record.started)
+                    .to_std()
+                    .is_ok_and(|elapsed| elapsed > age)
+            });
+            let too_many = retention.max_count.is_some_and(|count| kept > count);
+            if too_old || too_many {
+                self.remove(&record.id)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Writes a record and its events as one gzip-compressed JSON file.
+    pub fn export(&self, id: &str, out: impl Write) -> Result<()> {
+        let record = self
+            .get(id)?
+            .with_context(|| format!("No build `{id}` in the history"))?;
+        let events = self.events(id)?;
+        let document = serde_json::json!({ "format": "strata-build-record", "version": 1, "record": record, "events": events });
+        let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        serde_json::to_writer(&mut encoder, &document)?;
+        encoder.finish()?;
+        Ok(())
+    }
+
+    /// Reads a file written by [`HistoryDb::export`] and stores it; returns
+    /// the record's id.
+    pub fn import(&mut self, input: impl Read) -> Result<String> {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(input)
+            .read_to_string(&mut text)
+            .context("Invalid build record file: expected a gzip-compressed file from `strata history export`")?;
+        let document: serde_json::Value =
+            serde_json::from_str(&text).context("Invalid build record file: not JSON")?;
+        if document["format"] != "strata-build-record" {
+            bail!("Invalid build record file: the `format` field is not `strata-build-record`");
+        }
+        let record: BuildRecord = serde_json::from_value(document["record"].clone())?;
+        let events: Vec<StampedEvent> = serde_json::from_value(document["events"].clone())?;
+        self.finish(&record, &events)?;
+        Ok(record.id)
+    }
+}
+
+fn upsert(connection: &Connection, record: &BuildRecord) -> Result<()> {
+    connection.execute(
+        "INSERT INTO history_builds (id, started, status, project, pinned, pid, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET status = ?3, pinned = ?5, record = ?7",
+        params![
+            record.id,
+            record.started.to_rfc3339(),
+            record.status.as_str(),
+            record.request.project_key(),
+            record.pinned,
+            std::process::id(),
+            serde_json::to_string(record)?,
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

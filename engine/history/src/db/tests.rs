@@ -1,0 +1,96 @@
+use super::*;
+use crate::record::RequestSummary;
+
+fn open() -> (tempfile::TempDir, HistoryDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = HistoryDb::open(&dir.path().join("metadata.db")).unwrap();
+    (dir, db)
+}
+
+fn record(id: &str, seconds_ago: i64) -> BuildRecord {
+    let mut record = BuildRecord::new(
+        id,
+        RequestSummary {
+            context: "/ctx".into(),
+            dockerfile: "Dockerfile".into(),
+            ..Default::default()
+        },
+    );
+    record.started = Utc::now() - chrono::Duration::seconds(seconds_ago);
+    record.status = BuildStatus::Succeeded;
+    record
+}
+
+#[test]
+fn offsets_count_back_from_newest() {
+    let (_dir, mut db) = open();
+    for (id, ago) in [("aaa", 30), ("bbb", 20), ("ccc", 10)] {
+        db.finish(&record(id, ago), &[]).unwrap();
+    }
+    assert_eq!(db.resolve("^0").unwrap().id, "ccc");
+    assert_eq!(db.resolve("^1").unwrap().id, "bbb");
+    assert_eq!(db.resolve("b").unwrap().id, "bbb");
+    assert!(db.resolve("^9").unwrap_err().to_string().contains("^9"));
+    assert_eq!(db.previous(&record("ddd", 0)).unwrap().unwrap().id, "ccc");
+}
+
+#[test]
+fn retention_keeps_pinned_records() {
+    let (_dir, mut db) = open();
+    for (id, ago) in [("old", 100), ("mid", 50), ("new", 10)] {
+        db.finish(&record(id, ago), &[]).unwrap();
+    }
+    db.set_pinned("old", true).unwrap();
+    let removed = db
+        .apply_retention(
+            Retention {
+                max_age: None,
+                max_count: Some(1),
+            },
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(removed, 1);
+    let ids: Vec<String> = db.list().unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["new", "old"]);
+}
+
+#[test]
+fn export_import_round_trip() {
+    let (_dir, mut db) = open();
+    let event = StampedEvent {
+        v: 1,
+        time: Utc::now(),
+        event: strata_solver::Event::Warning {
+            message: "w".into(),
+            location: None,
+        },
+    };
+    db.finish(&record("abc", 5), &[event.clone()]).unwrap();
+    let mut file = Vec::new();
+    db.export("abc", &mut file).unwrap();
+    let (_other_dir, mut other) = open();
+    assert_eq!(other.import(file.as_slice()).unwrap(), "abc");
+    assert_eq!(other.events("abc").unwrap(), vec![event]);
+    assert!(other.import(&b"not gzip"[..]).is_err());
+}
+
+#[test]
+fn dead_running_build_is_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metadata.db");
+    {
+        let db = HistoryDb::open(&path).unwrap();
+        let mut running = record("run", 1);
+        running.status = BuildStatus::Running;
+        db.put(&running).unwrap();
+        db.connection
+            .execute("UPDATE history_builds SET pid = 999999999", [])
+            .unwrap();
+    }
+    let db = HistoryDb::open(&path).unwrap();
+    assert_eq!(
+        db.get("run").unwrap().unwrap().status,
+        BuildStatus::Interrupted
+    );
+}

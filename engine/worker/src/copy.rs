@@ -1,0 +1,366 @@
+//! The copy action, with BuildKit's `FileActionCopy` semantics.
+
+use crate::archive;
+use crate::fileop::{mkdir_all, set_metadata};
+use crate::mode::ModeChange;
+use crate::paths::{PathFilter, expand_wildcard, has_wildcard, resolve_in_root};
+use crate::user::resolve_owner;
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use strata_llb::CopyAction;
+
+/// Options shared by every entry of one copy.
+struct CopyContext<'a> {
+    dest_root: &'a Path,
+    owner: Option<(u32, u32)>,
+    mode: Option<ModeChange>,
+    timestamp: Option<i64>,
+    filter: PathFilter,
+    /// Destination of the first copy of each `(device, inode)` with more
+    /// than one link, so hardlinks stay hardlinks within one copy.
+    hardlinks: HashMap<(u64, u64), PathBuf>,
+}
+
+/// Copies `action.src` from `source_root` (an empty filesystem when `None`)
+/// to `action.dest` in `dest_root`.
+pub(crate) fn copy(
+    dest_root: &Path,
+    action: &CopyAction,
+    source_root: Option<&Path>,
+) -> Result<()> {
+    let mode = match (action.mode, &action.mode_text) {
+        (Some(mode), _) => Some(ModeChange::Absolute(mode & 0o7777)),
+        (None, Some(text)) => Some(ModeChange::parse(text)?),
+        (None, None) => None,
+    };
+    let owner = action
+        .owner
+        .as_ref()
+        .map(|owner| resolve_owner(dest_root, owner))
+        .transpose()?;
+    let mut cx = CopyContext {
+        dest_root,
+        owner,
+        mode,
+        timestamp: action.timestamp,
+        filter: PathFilter::new(&action.include_patterns, &action.exclude_patterns)?,
+        hardlinks: HashMap::new(),
+    };
+
+    let sources = match source_root {
+        Some(root) if action.allow_wildcard && has_wildcard(&action.src) => {
+            expand_wildcard(root, &action.src)?
+        }
+        Some(_) => vec![action.src.clone()],
+        None => Vec::new(),
+    };
+    if sources.is_empty() {
+        if action.allow_empty_wildcard {
+            return Ok(());
+        }
+        bail!(
+            "Failed to copy \"{}\": not found in the source filesystem",
+            action.src
+        );
+    }
+
+    let dest_is_dir = action.dest.ends_with('/') || action.dest.ends_with("/.");
+    let dest = resolve_in_root(dest_root, &action.dest, true)?;
+    if action.create_dest_path || dest_is_dir {
+        let parent = if dest_is_dir {
+            dest.as_path()
+        } else {
+            dest.parent().unwrap_or(dest_root)
+        };
+        mkdir_all(parent, 0o755, cx.owner, cx.timestamp)
+            .with_context(|| format!("Failed to create the destination \"{}\"", action.dest))?;
+    }
+
+    let source_root = source_root.expect("sources are empty without a source root");
+    for source in &sources {
+        copy_source(&mut cx, action, source_root, source, &dest)?;
+    }
+    Ok(())
+}
+
+/// Copies one source path (one wildcard match) to the destination.
+fn copy_source(
+    cx: &mut CopyContext<'_>,
+    action: &CopyAction,
+    source_root: &Path,
+    source: &str,
+    dest: &Path,
+) -> Result<()> {
+    let source_path = resolve_in_root(source_root, source, action.follow_symlink)?;
+    let Ok(source_metadata) = source_path.symlink_metadata() else {
+        bail!("Failed to copy \"{source}\": not found in the source filesystem");
+    };
+    let source_is_dir = source_metadata.is_dir();
+    let base_name = source_path.file_name().map(PathBuf::from);
+
+    let mut target = dest.to_path_buf();
+    if action.parents {
+        target = dest.join(source.trim_start_matches('/'));
+    } else {
+        let dest_exists_as_dir = dest.metadata().map(|m| m.is_dir());
+        let join = match dest_exists_as_dir {
+            Ok(true) => !(source_is_dir && action.dir_contents_only),
+            Ok(false) => false,
+            Err(_) => false,
+        };
+        if let (true, Some(name)) = (join, &base_name) {
+            target = dest.join(name);
+        }
+    }
+
+    let parent = if action.dir_contents_only && source_is_dir && dest.metadata().is_err() {
+        target.clone()
+    } else {
+        target.parent().unwrap_or(cx.dest_root).to_path_buf()
+    };
+    mkdir_all(&parent, 0o755, cx.owner, cx.timestamp)
+        .with_context(|| format!("Failed to create the destination \"{}\"", action.dest))?;
+
+    if action.attempt_unpack && source_metadata.is_file() && archive::is_archive(&source_path)? {
+        mkdir_all(dest, 0o755, cx.owner, cx.timestamp)?;
+        return archive::unpack(&source_path, dest)
+            .with_context(|| format!("Failed to unpack \"{source}\" to \"{}\"", action.dest));
+    }
+
+    copy_entry(cx, &source_path, &target, "")
+        .with_context(|| format!("Failed to copy \"{source}\" to \"{}\"", action.dest))?;
+    Ok(())
+}
+
+/// Copies the entry at `source` to `target`. `relative` is its path under
+/// the copied source, matched against the include and exclude patterns.
+fn copy_entry(
+    cx: &mut CopyContext<'_>,
+    source: &Path,
+    target: &Path,
+    relative: &str,
+) -> Result<bool> {
+    let metadata = source.symlink_metadata()?;
+    let file_type = metadata.file_type();
+    let included = relative.is_empty() || cx.filter.includes(relative);
+
+    if file_type.is_dir() {
+        if !relative.is_empty() && !cx.filter.may_contain_included(relative) {
+            return Ok(false);
+        }
+        return copy_dir(cx, source, target, relative, &metadata, included);
+    }
+    if !included {
+        return Ok(false);
+    }
+
+    let target = target.to_path_buf();
+    remove_non_dir(&target)?;
+    let key = (metadata.dev(), metadata.ino());
+    if metadata.nlink() > 1
+        && !file_type.is_dir()
+        && let Some(first) = cx.hardlinks.get(&key)
+    {
+        std::fs::hard_link(first, &target)?;
+        return Ok(true);
+    }
+
+    if file_type.is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(source)?, &target)?;
+    } else if file_type.is_file() {
+        let mut reader = std::fs::File::open(source)?;
+        let mut writer = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&target)?;
+        std::io::copy(&mut reader, &mut writer)?;
+    } else {
+        make_node(&target, &metadata)?;
+    }
+    finish_entry(cx, source, &target, &metadata)?;
+    if metadata.nlink() > 1 {
+        cx.hardlinks.insert(key, target);
+    }
+    Ok(true)
+}
+
+fn copy_dir(
+    cx: &mut CopyContext<'_>,
+    source: &Path,
+    target: &Path,
+    relative: &str,
+    metadata: &Metadata,
+    included: bool,
+) -> Result<bool> {
+    let mut target = target.to_path_buf();
+    let mut created = false;
+    match target.symlink_metadata() {
+        Ok(existing) if existing.is_dir() => {}
+        Ok(existing) if existing.file_type().is_symlink() => {
+            // Merge into the directory the link names, resolved inside the
+            // destination root so an absolute link cannot reach the host.
+            let inside = target.strip_prefix(cx.dest_root).unwrap_or(&target);
+            let resolved = resolve_in_root(cx.dest_root, &inside.to_string_lossy(), true)?;
+            if resolved.metadata().is_ok_and(|m| m.is_dir()) {
+                target = resolved;
+            } else {
+                std::fs::remove_file(&target)?;
+                std::fs::create_dir(&target)?;
+                created = true;
+            }
+        }
+        Ok(_) => {
+            std::fs::remove_file(&target)?;
+            std::fs::create_dir(&target)?;
+            created = true;
+        }
+        Err(_) => {
+            std::fs::create_dir(&target)?;
+            created = true;
+        }
+    }
+
+    let mut names: Vec<_> = std::fs::read_dir(source)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    let mut copied_any = false;
+    for name in names {
+        let child_relative = if relative.is_empty() {
+            name.to_string_lossy().into_owned()
+        } else {
+            format!("{relative}/{}", name.to_string_lossy())
+        };
+        copied_any |= copy_entry(
+            cx,
+            &source.join(&name),
+            &target.join(&name),
+            &child_relative,
+        )?;
+    }
+
+    if !included && !copied_any && created {
+        std::fs::remove_dir(&target)?;
+        return Ok(false);
+    }
+    finish_entry(cx, source, &target, metadata)?;
+    Ok(true)
+}
+
+/// Removes a file or link at `target` so a new entry can be created there
+/// without following an old symlink out of the root.
+fn remove_non_dir(target: &Path) -> Result<()> {
+    match target.symlink_metadata() {
+        Ok(existing) if existing.is_dir() => {
+            bail!(
+                "Cannot overwrite directory `{}` with a non-directory",
+                target.display()
+            )
+        }
+        Ok(_) => Ok(std::fs::remove_file(target)?),
+        Err(_) => Ok(()),
+    }
+}
+
+fn make_node(target: &Path, metadata: &Metadata) -> Result<()> {
+    use nix::sys::stat::{Mode, SFlag, mknod};
+    let kind = SFlag::from_bits_truncate(metadata.mode() & libc::S_IFMT);
+    let permissions = Mode::from_bits_truncate(metadata.mode() & 0o7777);
+    let file_type = metadata.file_type();
+    if !(file_type.is_fifo()
+        || file_type.is_socket()
+        || file_type.is_char_device()
+        || file_type.is_block_device())
+    {
+        bail!("Unsupported file type at `{}`", target.display());
+    }
+    mknod(target, kind, permissions, metadata.rdev())
+        .with_context(|| format!("Failed to create device node `{}`", target.display()))
+}
+
+/// Copies xattrs, then applies owner, mode and times.
+fn finish_entry(
+    cx: &CopyContext<'_>,
+    source: &Path,
+    target: &Path,
+    metadata: &Metadata,
+) -> Result<()> {
+    let owner = cx.owner.unwrap_or((metadata.uid(), metadata.gid()));
+    let source_mode = metadata.mode() & 0o7777;
+    let mode = match &cx.mode {
+        Some(change) => change.apply(source_mode, metadata.is_dir()),
+        None => source_mode,
+    };
+    let timestamp = cx.timestamp;
+    set_metadata(target, Some(mode), Some(owner), None)?;
+    copy_xattrs(source, target)?;
+    match timestamp {
+        Some(_) => set_metadata(target, None, None, timestamp),
+        None => {
+            let atime = filetime::FileTime::from_last_access_time(metadata);
+            let mtime = filetime::FileTime::from_last_modification_time(metadata);
+            Ok(filetime::set_symlink_file_times(target, atime, mtime)?)
+        }
+    }
+}
+
+/// Copies extended attributes without following symlinks. Attributes the
+/// target filesystem rejects (such as `security.*` without privileges) are
+/// skipped with a debug log, because a copy must not fail on them.
+fn copy_xattrs(source: &Path, target: &Path) -> Result<()> {
+    let source_c = CString::new(source.as_os_str().as_bytes())?;
+    let target_c = CString::new(target.as_os_str().as_bytes())?;
+    // SAFETY: with a null buffer and size 0 the call only returns the list's length.
+    let size = unsafe { libc::llistxattr(source_c.as_ptr(), std::ptr::null_mut(), 0) };
+    if size <= 0 {
+        return Ok(());
+    }
+    let mut names = vec![0u8; size as usize];
+    // SAFETY: `names` has room for `size` bytes.
+    let size =
+        unsafe { libc::llistxattr(source_c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if size <= 0 {
+        return Ok(());
+    }
+    names.truncate(size as usize);
+    for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name_c = CString::new(name)?;
+        let mut value = vec![0u8; 65536];
+        // SAFETY: `value` has room for `value.len()` bytes.
+        let length = unsafe {
+            libc::lgetxattr(
+                source_c.as_ptr(),
+                name_c.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if length < 0 {
+            continue;
+        }
+        // SAFETY: the first `length` bytes of `value` are initialised.
+        let result = unsafe {
+            libc::lsetxattr(
+                target_c.as_ptr(),
+                name_c.as_ptr(),
+                value.as_ptr().cast(),
+                length as usize,
+                0,
+            )
+        };
+        if result != 0 {
+            tracing::debug!(
+                target = %target.display(),
+                name = %String::from_utf8_lossy(name),
+                "skipped an xattr: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
