@@ -14,7 +14,8 @@ usage() {
 Usage: sudo installer/setup.sh [OPTIONS]
 
 Options:
-  --test            Also install the packages the test suite needs
+  --test            Also install the packages the test suite needs (and the
+                    build packages even with --no-build)
   --no-packages     Skip apt-get update and apt-get install
   --no-build        Skip `cargo build --release -p strata-cli`
   --no-import       Build the rootfs tarballs but do not import them
@@ -37,10 +38,13 @@ STRATA=""
 BUILD_DIR=""
 IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-RUNTIME_PACKAGES=(runc busybox-static debootstrap ca-certificates)
+# jq reads `strata image ls --format json` when importing the base images.
+RUNTIME_PACKAGES=(runc busybox-static debootstrap ca-certificates jq)
+# rusqlite builds SQLite with cc, and flate2's zlib-ng backend needs cmake.
+BUILD_PACKAGES=(build-essential pkg-config cmake curl)
 TEST_PACKAGES=(
-    docker.io docker-registry skopeo buildah cmake pkg-config build-essential
-    uidmap iptables jq hyperfine xz-utils zstd bzip2 curl openssl apache2-utils
+    docker.io docker-registry skopeo buildah uidmap iptables hyperfine
+    xz-utils zstd bzip2 openssl apache2-utils
 )
 
 with_test=0
@@ -69,6 +73,9 @@ parse_args() {
 
 install_packages() {
     local packages=("${RUNTIME_PACKAGES[@]}")
+    if ((do_build || with_test)); then
+        packages+=("${BUILD_PACKAGES[@]}")
+    fi
     if ((with_test)); then
         packages+=("${TEST_PACKAGES[@]}")
     fi
@@ -98,7 +105,7 @@ ensure_rust() {
         return 0
     fi
     log "Installing a Rust toolchain with rustup into ${HOME:-/root}/.cargo"
-    command -v curl >/dev/null || apt-get install -y -q --no-install-recommends curl
+    command -v curl >/dev/null || die "\`curl\` not found; rerun without --no-packages"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
         sh -s -- -y --profile minimal --component rustfmt,clippy
 }
@@ -184,10 +191,15 @@ main() {
     fi
 
     log "Done"
-    log "  binary:   ${STRATA_BIN:-$REPO_DIR/target/release/strata}"
+    local binary="${STRATA_BIN:-$REPO_DIR/target/release/strata}"
+    if [[ -x "$binary" ]]; then
+        log "  binary:   $binary"
+    fi
     log "  rootfs:   $busybox_tar"
     log "            $debian_tar"
-    log "  store:    ${STRATA_ROOT:-/var/lib/strata}"
+    if ((do_import)); then
+        log "  store:    ${STRATA_ROOT:-/var/lib/strata} (busybox:latest, debian:$DEBIAN_SUITE)"
+    fi
 }
 
 main "$@"

@@ -8,6 +8,7 @@
 #   tests/support/registry.sh start [plain|secure]   default: both
 #   tests/support/registry.sh stop [plain|secure]    default: both
 #   tests/support/registry.sh env                    print the `export` lines
+#   tests/support/registry.sh status                 exit 0 when both respond
 #
 # Each instance has its own config and storage under
 # $STRATA_TEST_STATE/registry, so pushed images survive a restart.
@@ -188,5 +189,6 @@ case "${1:-}" in
     start) lock_service registry && start "${2:-}" ;;
     stop) lock_service registry && stop "${2:-}" ;;
     env) print_env ;;
-    *) die "Unknown command \`${1:-}\`; use start, stop or env" ;;
+    status) registry_responds plain >/dev/null 2>&1 && registry_responds secure >/dev/null 2>&1 ;;
+    *) die "Unknown command \`${1:-}\`; use start, stop, env or status" ;;
 esac
