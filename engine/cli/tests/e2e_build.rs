@@ -155,3 +155,30 @@ fn missing_context_is_an_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn independent_stages_overlap_in_time() {
+    let store = TestStore::new();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS a\nRUN sleep 1 && echo a > /a\nFROM busybox AS b\nRUN sleep 1 && echo b > /b\n\
+         FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+    )]);
+    let (output, events) = store.build_events(ctx.path(), &["--max-parallel", "4"]);
+    assert_success(&output);
+    let names: std::collections::HashMap<&str, &str> = events
+        .iter()
+        .filter(|e| e["type"] == "vertex_queued")
+        .map(|e| (e["vertex"].as_str().unwrap(), e["name"].as_str().unwrap()))
+        .collect();
+    let time_of = |kind: &str, needle: &str| {
+        let event = events
+            .iter()
+            .find(|e| e["type"] == kind && names.get(e["vertex"].as_str().unwrap_or("")).is_some_and(|n| n.contains(needle)))
+            .unwrap_or_else(|| panic!("no {kind} event for {needle}"));
+        chrono::DateTime::parse_from_rfc3339(event["time"].as_str().unwrap()).unwrap()
+    };
+    let (a_start, a_end) = (time_of("vertex_started", "[a 2/2]"), time_of("vertex_completed", "[a 2/2]"));
+    let (b_start, b_end) = (time_of("vertex_started", "[b 2/2]"), time_of("vertex_completed", "[b 2/2]"));
+    assert!(a_start < b_end && b_start < a_end, "the two RUN steps did not overlap: a {a_start}..{a_end}, b {b_start}..{b_end}");
+}
