@@ -43,7 +43,7 @@ RUNTIME_PACKAGES=(runc busybox-static debootstrap ca-certificates jq)
 # rusqlite builds SQLite with cc, and flate2's zlib-ng backend needs cmake.
 BUILD_PACKAGES=(build-essential pkg-config cmake curl)
 TEST_PACKAGES=(
-    docker.io docker-registry skopeo buildah uidmap iptables hyperfine
+    docker.io docker-registry skopeo buildah uidmap iptables hyperfine time bc
     xz-utils zstd bzip2 openssl apache2-utils
 )
 
