@@ -152,6 +152,7 @@ impl<'a> Dispatcher<'a> {
                             triggers.join("; ")
                         ),
                         line: Some(node.start_line),
+                        ..Warning::default()
                     });
                 }
             }
@@ -307,6 +308,7 @@ impl<'a> Dispatcher<'a> {
                     run.mounts.join(", ")
                 ),
                 line: Some(node.start_line),
+                ..Warning::default()
             });
         }
         let network = match run.network.as_deref() {

@@ -1,0 +1,110 @@
+//! Base images of each stage, resolved so the rules can read their
+//! environment and platform, and the InvalidBaseImagePlatform rule.
+
+use super::vars::GlobalScope;
+use super::{CheckWarning, Rule, StageView};
+use crate::ast::Node;
+use crate::convert::{ConvertOptions, ImageResolver};
+use crate::shell::Lexer;
+use strata_llb::Platform;
+use strata_llb::image::ImageConfig;
+
+/// What a stage starts from.
+pub(super) enum Base {
+    Scratch,
+    /// An earlier stage, by index.
+    Stage(usize),
+    Image {
+        name: String,
+        expected: Platform,
+        /// `None` when the reference did not expand or resolve; rules that
+        /// need the image's environment then skip the stage.
+        config: Option<ImageConfig>,
+    },
+}
+
+pub(super) async fn resolve_bases(
+    globals: &[&Node],
+    stages: &[StageView<'_>],
+    options: &ConvertOptions,
+    resolver: &dyn ImageResolver,
+) -> Vec<Base> {
+    let scope = GlobalScope::new(globals, options);
+    let lexer = Lexer::new('\\');
+    let expand = |word: &str| {
+        lexer
+            .process_word(word, &scope.values)
+            .ok()
+            .map(|e| e.value)
+    };
+    let mut bases = Vec::with_capacity(stages.len());
+    for (index, stage) in stages.iter().enumerate() {
+        let image = expand(&stage.image).unwrap_or_default();
+        let earlier = stages[..index].iter().position(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&image))
+        });
+        let expected = stage
+            .platform
+            .as_deref()
+            .and_then(expand)
+            .and_then(|p| Platform::parse(&p))
+            .unwrap_or_else(|| options.platform.clone());
+        let base = if image.eq_ignore_ascii_case("scratch") {
+            Base::Scratch
+        } else if let Some(earlier) = earlier {
+            Base::Stage(earlier)
+        } else if image.is_empty() {
+            Base::Image {
+                name: image,
+                expected,
+                config: None,
+            }
+        } else {
+            let config = resolver.resolve(&image, &expected).await.ok();
+            Base::Image {
+                name: config.as_ref().map_or(image, |r| r.name.clone()),
+                expected,
+                config: config.map(|r| r.config),
+            }
+        };
+        bases.push(base);
+    }
+    bases
+}
+
+/// InvalidBaseImagePlatform: the resolved image is for another OS or
+/// architecture than the stage builds for.
+pub(super) fn check_platforms(
+    stages: &[StageView<'_>],
+    bases: &[Base],
+    _options: &ConvertOptions,
+    warnings: &mut Vec<CheckWarning>,
+) {
+    for (stage, base) in stages.iter().zip(bases) {
+        let Base::Image {
+            name,
+            expected,
+            config: Some(config),
+        } = base
+        else {
+            continue;
+        };
+        if config.os.is_empty() || config.architecture.is_empty() {
+            continue;
+        }
+        if config.os != expected.os || config.architecture != expected.architecture {
+            let actual = format!("{}/{}", config.os, config.architecture);
+            let wanted = format!("{}/{}", expected.os, expected.architecture);
+            let message = format!(
+                "Base image {name} was pulled with platform \"{actual}\", expected \"{wanted}\" for current build"
+            );
+            warnings.push(CheckWarning::at(
+                Rule::InvalidBaseImagePlatform,
+                stage.from,
+                message,
+            ));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! `--call outline` and `--call targets`.
