@@ -162,7 +162,8 @@ impl Failure {
 
 /// Converts `ast` into the definition of the target stage and its image
 /// config, and runs the build checks, whose warnings join the
-/// conversion's. Only stages the target depends on are converted.
+/// conversion's. Only stages the target depends on are converted, and only
+/// their base images are resolved.
 ///
 /// Fails on a conversion error, an invalid `check` configuration, or any
 /// check warning when the configuration says `error=true`.
@@ -171,8 +172,9 @@ pub async fn convert(
     options: &ConvertOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<Conversion, ConvertError> {
-    let mut conversion = convert_stages(ast, options, resolver).await?;
-    let report = crate::checks::run(ast, options, resolver).await?;
+    let recording = crate::checks::RecordingResolver::new(resolver);
+    let mut conversion = convert_stages(ast, options, &recording).await?;
+    let report = crate::checks::run(ast, options, &recording.recorded()).await?;
     if let Some(error) = report.violation_error(&options.dockerfile_name) {
         return Err(error);
     }
@@ -190,8 +192,9 @@ pub async fn check(
     options: &ConvertOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<crate::checks::CheckReport, ConvertError> {
-    convert_stages(ast, options, resolver).await?;
-    crate::checks::run(ast, options, resolver).await
+    let recording = crate::checks::RecordingResolver::new(resolver);
+    convert_stages(ast, options, &recording).await?;
+    crate::checks::run(ast, options, &recording.recorded()).await
 }
 
 async fn convert_stages(
@@ -202,7 +205,8 @@ async fn convert_stages(
     stages::convert(ast, options, resolver)
         .await
         .map_err(|failure| {
-            let help = crate::checks::help_for_failure(ast, options, &failure.message, failure.lines);
+            let help =
+                crate::checks::help_for_failure(ast, options, &failure.message, failure.lines);
             ConvertError {
                 file: options.dockerfile_name.clone(),
                 message: failure.message,

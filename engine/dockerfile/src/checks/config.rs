@@ -68,7 +68,11 @@ impl CheckConfig {
             .find(|(name, _)| name == "check")
             .map(|(_, line)| *line);
         let (value, lines, origin) = match options.build_args.get(CHECK_BUILD_ARG) {
-            Some(value) => (value.as_str(), None, format!("build arg `{CHECK_BUILD_ARG}`")),
+            Some(value) => (
+                value.as_str(),
+                None,
+                format!("build arg `{CHECK_BUILD_ARG}`"),
+            ),
             None => match &ast.directives.check {
                 Some(value) => (
                     value.as_str(),
@@ -91,9 +95,7 @@ impl CheckConfig {
         if self.skip_all || self.skip.contains(rule.name()) {
             return false;
         }
-        !rule.is_experimental()
-            || self.experimental_all
-            || self.experimental.contains(rule.name())
+        !rule.is_experimental() || self.experimental_all || self.experimental.contains(rule.name())
     }
 }
 

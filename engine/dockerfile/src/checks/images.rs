@@ -4,8 +4,11 @@
 use super::vars::GlobalScope;
 use super::{CheckWarning, Rule, StageView};
 use crate::ast::Node;
-use crate::convert::{ConvertOptions, ImageResolver};
+use crate::convert::{ConvertOptions, ImageResolver, ResolvedImage};
 use crate::shell::Lexer;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use strata_llb::Platform;
 use strata_llb::image::ImageConfig;
 
@@ -19,6 +22,8 @@ pub(super) enum Base {
         expected: Platform,
         /// `None` when the reference did not expand or resolve; rules that
         /// need the image's environment then skip the stage.
+        /// NOTE: during a build only the stages the target needs have their
+        /// image resolved, so UndefinedVar skips the others.
         config: Option<ImageConfig>,
     },
 }
@@ -106,5 +111,56 @@ pub(super) fn check_platforms(
                 message,
             ));
         }
+    }
+}
+
+/// Passes lookups to another resolver and keeps what it found, so the
+/// checks can read the base images the conversion resolved without
+/// resolving them again, or resolving those of stages the target skips.
+pub(crate) struct RecordingResolver<'a> {
+    inner: &'a dyn ImageResolver,
+    found: Mutex<BTreeMap<String, ResolvedImage>>,
+}
+
+impl<'a> RecordingResolver<'a> {
+    pub(crate) fn new(inner: &'a dyn ImageResolver) -> Self {
+        RecordingResolver {
+            inner,
+            found: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Returns a resolver that answers only with images already found.
+    pub(crate) fn recorded(&self) -> Recorded<'_> {
+        Recorded(self)
+    }
+}
+
+#[async_trait]
+impl ImageResolver for RecordingResolver<'_> {
+    async fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, String> {
+        let resolved = self.inner.resolve(reference, platform).await?;
+        self.found
+            .lock()
+            .expect("resolver record lock")
+            .insert(reference.to_string(), resolved.clone());
+        Ok(resolved)
+    }
+}
+
+pub(crate) struct Recorded<'a>(&'a RecordingResolver<'a>);
+
+#[async_trait]
+impl ImageResolver for Recorded<'_> {
+    async fn resolve(
+        &self,
+        reference: &str,
+        _platform: &Platform,
+    ) -> Result<ResolvedImage, String> {
+        let found = self.0.found.lock().expect("resolver record lock");
+        found
+            .get(reference)
+            .cloned()
+            .ok_or_else(|| format!("`{reference}` was not resolved by the conversion"))
     }
 }

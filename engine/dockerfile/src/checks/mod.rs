@@ -17,6 +17,7 @@ mod suggest;
 mod vars;
 
 pub use config::{CHECK_BUILD_ARG, CheckConfig};
+pub(crate) use images::RecordingResolver;
 pub use suggest::closest;
 pub(crate) use suggest::help_for_failure;
 
@@ -199,9 +200,9 @@ impl CheckReport {
             rules.join(", ")
         );
         for warning in &self.warnings {
-            let line = warning.lines.map_or(String::new(), |(start, _)| {
-                format!(" (line {start})")
-            });
+            let line = warning
+                .lines
+                .map_or(String::new(), |(start, _)| format!(" (line {start})"));
             message.push_str(&format!(
                 "\n  {}: {}{line}",
                 warning.rule.name(),

@@ -85,9 +85,14 @@ fn check_instruction_casing(ast: &Ast, warnings: &mut Vec<CheckWarning>) {
                 message,
             ));
         } else if majority_upper != is_upper(keyword) {
-            let majority = if majority_upper { "uppercase" } else { "lowercase" };
-            let message =
-                format!("Command '{keyword}' should match the case of the command majority ({majority})");
+            let majority = if majority_upper {
+                "uppercase"
+            } else {
+                "lowercase"
+            };
+            let message = format!(
+                "Command '{keyword}' should match the case of the command majority ({majority})"
+            );
             warnings.push(CheckWarning::at(
                 Rule::ConsistentInstructionCasing,
                 node,
@@ -108,11 +113,19 @@ fn check_stage_names(stages: &[StageView<'_>], warnings: &mut Vec<CheckWarning>)
         let lower = name.to_ascii_lowercase();
         if RESERVED_STAGE_NAMES.contains(&lower.as_str()) {
             let message = format!("'{lower}' is reserved and should not be used as a stage name");
-            warnings.push(CheckWarning::at(Rule::ReservedStageName, stage.from, message));
+            warnings.push(CheckWarning::at(
+                Rule::ReservedStageName,
+                stage.from,
+                message,
+            ));
         }
         if !seen.insert(lower.clone()) {
             let message = format!("Duplicate stage name '{lower}', stage names should be unique");
-            warnings.push(CheckWarning::at(Rule::DuplicateStageName, stage.from, message));
+            warnings.push(CheckWarning::at(
+                Rule::DuplicateStageName,
+                stage.from,
+                message,
+            ));
         }
     }
 }
@@ -121,8 +134,8 @@ fn check_stage_names(stages: &[StageView<'_>], warnings: &mut Vec<CheckWarning>)
 fn check_from(stage: &StageView<'_>, warnings: &mut Vec<CheckWarning>) {
     let from = written_keyword(stage.from);
     if let Some(as_word) = stage.from.args.get(1) {
-        let mismatch = (is_upper(from) && !is_upper(as_word))
-            || (is_lower(from) && !is_lower(as_word));
+        let mismatch =
+            (is_upper(from) && !is_upper(as_word)) || (is_lower(from) && !is_lower(as_word));
         if mismatch {
             let message = format!("'{as_word}' and '{from}' keywords' casing do not match");
             warnings.push(CheckWarning::at(Rule::FromAsCasing, stage.from, message));
@@ -139,7 +152,8 @@ fn check_from(stage: &StageView<'_>, warnings: &mut Vec<CheckWarning>) {
                 .any(|part| !part.is_empty() && name.contains(&part.to_ascii_lowercase()))
         });
         if !platform.contains('$') && !named_for_platform {
-            let message = format!("FROM --platform flag should not use constant value \"{platform}\"");
+            let message =
+                format!("FROM --platform flag should not use constant value \"{platform}\"");
             warnings.push(CheckWarning::at(
                 Rule::FromPlatformFlagConstDisallowed,
                 stage.from,
@@ -159,7 +173,9 @@ fn check_commands(
     let mut absolute_workdir = inherits_absolute_workdir(stage, stages);
     let mut last_of_kind: [Option<&Node>; 3] = [None; 3];
     for (node, instruction) in &stage.commands {
-        let Some(instruction) = instruction else { continue };
+        let Some(instruction) = instruction else {
+            continue;
+        };
         let keyword = node.keyword.to_ascii_uppercase();
         match instruction {
             Instruction::Shell(_) => shell_set = true,
@@ -282,7 +298,9 @@ fn check_copy_ignored(
 ) {
     let verb = if add { "Add" } else { "Copy" };
     for source in sources {
-        let CopySource::Path(path) = source else { continue };
+        let CopySource::Path(path) = source else {
+            continue;
+        };
         if path.contains('$') || path.contains("://") {
             continue;
         }
@@ -305,8 +323,9 @@ fn check_secret_names(node: &Node, warnings: &mut Vec<CheckWarning>) {
     };
     for name in names {
         if SECRET_NAME.is_match(&name) && !PUBLIC_NAME.is_match(&name) {
-            let message =
-                format!("Do not use ARG or ENV instructions for sensitive data ({keyword} \"{name}\")");
+            let message = format!(
+                "Do not use ARG or ENV instructions for sensitive data ({keyword} \"{name}\")"
+            );
             warnings.push(CheckWarning::at(Rule::SecretsUsedInArgOrEnv, node, message));
         }
     }

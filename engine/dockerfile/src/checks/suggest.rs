@@ -19,7 +19,6 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, candidate)| candidate)
 }
 
-
 /// Suggests a fix for a conversion failure caused by a misspelt stage name:
 /// in `--target`, in `COPY --from` or in `FROM`.
 pub(crate) fn help_for_failure(
@@ -34,7 +33,8 @@ pub(crate) fn help_for_failure(
         .filter_map(|s| s.name.as_ref().map(|n| n.to_ascii_lowercase()))
         .collect();
     let is_stage = |word: &str| names.iter().any(|n| n.eq_ignore_ascii_case(word));
-    let suggest = |word: &str| closest(&word.to_ascii_lowercase(), names.iter().map(String::as_str));
+    let suggest =
+        |word: &str| closest(&word.to_ascii_lowercase(), names.iter().map(String::as_str));
 
     if let Some(target) = &options.target {
         if !is_stage(target) && message.contains(target.as_str()) {

@@ -45,9 +45,13 @@ impl GlobalScope {
             };
             for declaration in declarations {
                 scope.declared.insert(declaration.key.clone());
-                let Some(default) = &declaration.value else { continue };
+                let Some(default) = &declaration.value else {
+                    continue;
+                };
                 if let Ok(expanded) = lexer.process_word(default, &scope.defaults) {
-                    scope.defaults.insert(declaration.key.clone(), expanded.value);
+                    scope
+                        .defaults
+                        .insert(declaration.key.clone(), expanded.value);
                 }
                 let value = match options.build_args.get(&declaration.key) {
                     Some(given) => Some(given.clone()),
@@ -116,7 +120,11 @@ fn check_from_args(
             if let Some(close) = closest(name, scope.declared.iter().map(String::as_str)) {
                 message.push_str(&format!(" (did you mean {close}?)"));
             }
-            warnings.push(CheckWarning::at(Rule::UndefinedArgInFrom, stage.from, message));
+            warnings.push(CheckWarning::at(
+                Rule::UndefinedArgInFrom,
+                stage.from,
+                message,
+            ));
         }
     }
 
@@ -153,7 +161,9 @@ fn check_stage_vars(
 ) -> BTreeSet<String> {
     let mut reported = BTreeSet::new();
     for (node, instruction) in &stage.commands {
-        let Some(instruction) = instruction else { continue };
+        let Some(instruction) = instruction else {
+            continue;
+        };
         let mut check_word = |word: &str, defined: &BTreeSet<String>| {
             let env: BTreeMap<String, String> =
                 defined.iter().map(|k| (k.clone(), String::new())).collect();
@@ -192,9 +202,9 @@ fn check_stage_vars(
                     check_word(&pair.value, &defined);
                 }
             }
-            Instruction::Workdir(word) | Instruction::User(word) | Instruction::StopSignal(word) => {
-                check_word(word, &defined)
-            }
+            Instruction::Workdir(word)
+            | Instruction::User(word)
+            | Instruction::StopSignal(word) => check_word(word, &defined),
             Instruction::Expose(words) | Instruction::Volume(words) => {
                 for word in words {
                     check_word(word, &defined);
