@@ -517,3 +517,155 @@ fn rule_urls_follow_docs_slugs() {
         assert_eq!(Rule::from_name(rule.name()), Some(rule));
     }
 }
+
+const OUTLINE_DOCKERFILE: &str = "# syntax=docker/dockerfile:1
+# check=skip=all
+
+# Version of busybox to start from
+ARG BUSYBOX_VERSION=latest
+ARG UNUSED=1
+
+# base prepares the tools
+FROM busybox:${BUSYBOX_VERSION} AS base
+# MODE selects the build flavour
+ARG MODE=release
+RUN --mount=type=secret,id=token,required=true --mount=type=ssh true
+
+FROM base AS build
+RUN --mount=type=secret,target=/run/secrets/npmrc true
+
+# the final image
+FROM busybox AS release
+COPY --from=build /x /x
+";
+
+#[test]
+fn targets_list_descriptions() {
+    let ast = crate::parser::parse(OUTLINE_DOCKERFILE).unwrap();
+    let targets = outline::targets(&ast, OUTLINE_DOCKERFILE);
+    let summary: Vec<(&str, &str, bool)> = targets
+        .iter()
+        .map(|t| (t.name.as_str(), t.description.as_str(), t.default))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("base", "prepares the tools", false),
+            ("build", "", false),
+            ("release", "the final image", true),
+        ]
+    );
+}
+
+#[test]
+fn outline_lists_args_secrets_and_ssh() {
+    let ast = crate::parser::parse(OUTLINE_DOCKERFILE).unwrap();
+    let outline = outline::outline(&ast, OUTLINE_DOCKERFILE, None).unwrap();
+    assert_eq!(outline.name, "release");
+    let args: Vec<(&str, Option<&str>, &str)> = outline
+        .args
+        .iter()
+        .map(|a| (a.name.as_str(), a.value.as_deref(), a.description.as_str()))
+        .collect();
+    assert_eq!(
+        args,
+        vec![
+            (
+                "BUSYBOX_VERSION",
+                Some("latest"),
+                "Version of busybox to start from"
+            ),
+            ("MODE", Some("release"), "selects the build flavour"),
+        ]
+    );
+    let secrets: Vec<(&str, bool)> = outline
+        .secrets
+        .iter()
+        .map(|s| (s.name.as_str(), s.required))
+        .collect();
+    assert_eq!(secrets, vec![("token", true), ("npmrc", false)]);
+    let ssh: Vec<&str> = outline.ssh.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(ssh, vec!["default"]);
+}
+
+#[test]
+fn outline_of_unknown_target_suggests_name() {
+    let ast = crate::parser::parse(OUTLINE_DOCKERFILE).unwrap();
+    let error = outline::outline(&ast, OUTLINE_DOCKERFILE, Some("biuld")).unwrap_err();
+    assert_eq!(
+        error,
+        "Target stage `biuld` could not be found; did you mean `build`?"
+    );
+}
+
+/// Renders a diagnostic the way the CLI prints it, without colours.
+fn render(diagnostic: diagnostic::ConvertDiagnostic) -> String {
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    let mut out = String::new();
+    handler.render_report(&mut out, &diagnostic).unwrap();
+    out
+}
+
+async fn convert_error(text: &str, options: &ConvertOptions) -> String {
+    let ast = crate::parser::parse(text).unwrap();
+    let error = crate::convert::convert(&ast, options, &StubResolver)
+        .await
+        .expect_err("the Dockerfile is invalid");
+    render(error.to_diagnostic(text))
+}
+
+#[tokio::test]
+async fn diagnostic_unknown_flag() {
+    let text = "FROM busybox\nCOPY --form=build /a /b\n";
+    insta::assert_snapshot!(convert_error(text, &options()).await);
+}
+
+#[tokio::test]
+async fn diagnostic_unknown_target() {
+    let mut options = options();
+    options.target = Some("biuld".into());
+    let text = "FROM busybox AS build\nRUN true\n";
+    insta::assert_snapshot!(convert_error(text, &options).await);
+}
+
+#[tokio::test]
+async fn diagnostic_unknown_instruction() {
+    let text = "FROM busybox\nRUNN echo hi\n";
+    insta::assert_snapshot!(convert_error(text, &options()).await);
+}
+
+#[tokio::test]
+async fn diagnostic_copy_from_typo() {
+    struct Missing;
+    #[async_trait]
+    impl ImageResolver for Missing {
+        async fn resolve(
+            &self,
+            reference: &str,
+            platform: &Platform,
+        ) -> Result<ResolvedImage, String> {
+            if reference == "busybox" {
+                return StubResolver.resolve(reference, platform).await;
+            }
+            Err(format!("Image `{reference}` is not in the local store"))
+        }
+    }
+    let text = "FROM busybox AS build\nRUN true\nFROM busybox\nCOPY --from=biuld /a /b\n";
+    let ast = crate::parser::parse(text).unwrap();
+    let error = crate::convert::convert(&ast, &options(), &Missing)
+        .await
+        .expect_err("biuld is not an image");
+    insta::assert_snapshot!(render(error.to_diagnostic(text)));
+}
+
+#[tokio::test]
+async fn check_report_rendering() {
+    let text = "FROM busybox as build\nRUN true\nMAINTAINER me\n";
+    let ast = crate::parser::parse(text).unwrap();
+    let report = crate::convert::check(&ast, &options(), &StubResolver)
+        .await
+        .unwrap();
+    insta::assert_snapshot!(diagnostic::render_check_report(&report, "Dockerfile", text));
+}
