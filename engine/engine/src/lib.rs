@@ -5,7 +5,9 @@
 mod backend;
 mod build;
 
-pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
+pub use build::{
+    BuildError, BuildRequest, BuildResult, DockerfileSource, read_dockerfile, read_dockerignore,
+};
 
 use anyhow::Context;
 use std::path::PathBuf;

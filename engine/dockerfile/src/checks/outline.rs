@@ -228,8 +228,8 @@ fn description(source: &Source<'_>, line: usize, name: &str) -> String {
     block.reverse();
     let text = block.join(" ");
     match text.split_once(' ') {
-        Some((first, rest)) if first.eq_ignore_ascii_case(name) => rest.trim().to_string(),
-        None if text.eq_ignore_ascii_case(name) => String::new(),
+        Some((first, rest)) if first == name => rest.trim().to_string(),
+        None if text == name => String::new(),
         _ => text,
     }
 }
