@@ -34,7 +34,6 @@ fn check_with_warnings_exits_nonzero() {
         "WARNING: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/"
     ));
     assert!(text.contains(" 2 | >>> MAINTAINER me"), "{text}");
-    assert!(!store.root().join("snapshots").exists() || stderr(&output).is_empty());
 }
 
 #[test]

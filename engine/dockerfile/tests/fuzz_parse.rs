@@ -1,7 +1,7 @@
 //! A deterministic random-input driver for the parser, the conversion, the
 //! build checks and the `--call` outline: generated Dockerfiles built from
 //! risky fragments, and mutations of the parser test cases. It runs on
-//! stable as a normal test. `fuzz/` holds the coverage-guided libFuzzer
+//! stable as a normal test. `fuzz/` contains the coverage-guided libFuzzer
 //! target for longer runs.
 
 use async_trait::async_trait;

@@ -11,7 +11,7 @@ use strata_dockerfile::checks::diagnostic::render_check_report;
 use strata_dockerfile::checks::outline::{self, Outline, Target};
 use strata_engine::{BuildError, read_dockerfile};
 
-/// What `--call` prints instead of building.
+/// The report `--call` prints instead of building.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CallMethod {
     /// Run the build (the default)
@@ -24,7 +24,7 @@ pub enum CallMethod {
     Check,
 }
 
-/// How `--call` output is printed.
+/// The output format of `--call`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CallFormat {
     Text,

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 /// The build arg that replaces the `check` directive, as in BuildKit.
 pub const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
 
-/// Which rules run and whether a violation fails the build.
+/// The enabled rules and whether a violation fails the build.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckConfig {
     pub skip: BTreeSet<String>,

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use strata_llb::Platform;
 use strata_llb::image::ImageConfig;
 
-/// What a stage starts from.
+/// The starting point of a stage.
 pub(super) enum Base {
     Scratch,
     /// An earlier stage, by index.
@@ -101,9 +101,9 @@ pub(super) fn check_platforms(
         }
         if config.os != expected.os || config.architecture != expected.architecture {
             let actual = format!("{}/{}", config.os, config.architecture);
-            let wanted = format!("{}/{}", expected.os, expected.architecture);
+            let expected_platform = format!("{}/{}", expected.os, expected.architecture);
             let message = format!(
-                "Base image {name} was pulled with platform \"{actual}\", expected \"{wanted}\" for current build"
+                "Base image {name} was pulled with platform \"{actual}\", expected \"{expected_platform}\" for current build"
             );
             warnings.push(CheckWarning::at(
                 Rule::InvalidBaseImagePlatform,
@@ -130,7 +130,7 @@ impl<'a> RecordingResolver<'a> {
         }
     }
 
-    /// Returns a resolver that answers only with images already found.
+    /// Returns a resolver that returns only images already found.
     pub(crate) fn recorded(&self) -> Recorded<'_> {
         Recorded(self)
     }

@@ -4,9 +4,9 @@
 //! conversion errors as diagnostics.
 //!
 //! Rules read the parse tree and, for the rules that need them, the base
-//! images' configs through the [`ImageResolver`]. They never fail a build by
-//! themselves: `# check=error=true` turns warnings into an error in
-//! [`crate::convert::convert`].
+//! images' configs through the [`ImageResolver`]. Rules only report
+//! warnings; [`crate::convert::convert`] fails on them when the check
+//! configuration says `error=true`.
 
 mod config;
 pub mod diagnostic;
@@ -186,7 +186,7 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// Returns the error `# check=error=true` asks for when any rule was
+    /// Returns the error `# check=error=true` requests when any rule was
     /// violated, listing every violation.
     pub fn violation_error(&self, file: &str) -> Option<ConvertError> {
         if !self.config.error || self.warnings.is_empty() {

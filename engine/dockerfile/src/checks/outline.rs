@@ -25,7 +25,7 @@ pub struct Target {
     pub line: usize,
 }
 
-/// What one target needs from the command line.
+/// The build args, secrets and SSH sockets one target reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outline {
     pub name: String,
@@ -234,7 +234,7 @@ fn description(source: &Source<'_>, line: usize, name: &str) -> String {
     }
 }
 
-/// The Dockerfile text by line, with the lines that hold parser directives.
+/// The Dockerfile text by line, with the lines that contain parser directives.
 struct Source<'a> {
     lines: Vec<&'a str>,
     directives: BTreeSet<usize>,
