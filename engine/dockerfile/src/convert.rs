@@ -91,10 +91,25 @@ pub struct StageInfo {
 }
 
 /// A problem that does not stop the conversion.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Warning {
     pub message: String,
     pub line: Option<usize>,
+    /// The build check rule, such as `StageNameCasing`, for check warnings.
+    pub rule: Option<String>,
+    /// The rule's documentation page.
+    pub url: Option<String>,
+}
+
+impl std::fmt::Display for Warning {
+    /// Formats the warning as BuildKit lists it after a build, such as
+    /// `StageNameCasing: Stage name 'Build' should be lowercase`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            Some(rule) => write!(f, "{rule}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
 }
 
 /// A conversion failure, located at Dockerfile lines when it comes from an
@@ -105,13 +120,19 @@ pub struct ConvertError {
     pub message: String,
     /// First and last line of the instruction at fault.
     pub lines: Option<(usize, usize)>,
+    /// A suggested fix, such as the stage name closest to a misspelt one.
+    pub help: Option<String>,
 }
 
 impl std::fmt::Display for ConvertError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.lines {
-            Some((start, _)) => write!(f, "{}:{}: {}", self.file, start, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+            Some((start, _)) => write!(f, "{}:{}: {}", self.file, start, self.message)?,
+            None => write!(f, "{}: {}", self.file, self.message)?,
+        }
+        match &self.help {
+            Some(help) => write!(f, "; {help}"),
+            None => Ok(()),
         }
     }
 }
@@ -140,18 +161,57 @@ impl Failure {
 }
 
 /// Converts `ast` into the definition of the target stage and its image
-/// config. Only stages the target depends on are converted, and only their
-/// base images are resolved.
+/// config, and runs the build checks, whose warnings join the
+/// conversion's. Only stages the target depends on are converted, and only
+/// their base images are resolved.
+///
+/// Fails on a conversion error, an invalid `check` configuration, or any
+/// check warning when the configuration says `error=true`.
 pub async fn convert(
+    ast: &ast::Ast,
+    options: &ConvertOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<Conversion, ConvertError> {
+    let recording = crate::checks::RecordingResolver::new(resolver);
+    let mut conversion = convert_stages(ast, options, &recording).await?;
+    let report = crate::checks::run(ast, options, &recording.recorded()).await?;
+    if let Some(error) = report.violation_error(&options.dockerfile_name) {
+        return Err(error);
+    }
+    conversion
+        .warnings
+        .extend(report.warnings.into_iter().map(Warning::from));
+    Ok(conversion)
+}
+
+/// Converts `ast` for its conversion errors and runs the build checks,
+/// returning every check warning even when the configuration says
+/// `error=true`. This is `strata build --check`.
+pub async fn check(
+    ast: &ast::Ast,
+    options: &ConvertOptions,
+    resolver: &dyn ImageResolver,
+) -> Result<crate::checks::CheckReport, ConvertError> {
+    let recording = crate::checks::RecordingResolver::new(resolver);
+    convert_stages(ast, options, &recording).await?;
+    crate::checks::run(ast, options, &recording.recorded()).await
+}
+
+async fn convert_stages(
     ast: &ast::Ast,
     options: &ConvertOptions,
     resolver: &dyn ImageResolver,
 ) -> Result<Conversion, ConvertError> {
     stages::convert(ast, options, resolver)
         .await
-        .map_err(|failure| ConvertError {
-            file: options.dockerfile_name.clone(),
-            message: failure.message,
-            lines: failure.lines,
+        .map_err(|failure| {
+            let help =
+                crate::checks::help_for_failure(ast, options, &failure.message, failure.lines);
+            ConvertError {
+                file: options.dockerfile_name.clone(),
+                message: failure.message,
+                lines: failure.lines,
+                help,
+            }
         })
 }

@@ -7,6 +7,7 @@
 //! [`convert::ImageResolver`].
 
 pub mod ast;
+pub mod checks;
 pub mod convert;
 pub mod dockerignore;
 pub mod dump;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use strata_dockerfile::checks::CheckReport;
 use strata_dockerfile::convert::{Conversion, ConvertOptions, convert};
 use strata_dockerfile::dockerignore::DockerIgnore;
 use strata_exporter::{ExportReport, OutputSpec};
@@ -80,6 +81,10 @@ pub enum BuildError {
     /// The Dockerfile could not be parsed; rendered with its source.
     #[error(transparent)]
     Parse(#[from] strata_dockerfile::parser::ParseError),
+    /// The Dockerfile parsed but could not be converted, or a build check
+    /// failed with `error=true`; the CLI renders it with its source.
+    #[error(transparent)]
+    Convert(#[from] strata_dockerfile::convert::ConvertError),
     /// A step failed.
     #[error(transparent)]
     Step(#[from] SolveError),
@@ -253,21 +258,11 @@ impl Engine {
         let (name, text) = read_dockerfile(request)?;
         let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
         let options_file = name.clone();
-        let options = ConvertOptions {
-            dockerfile_name: name,
-            build_args: request.build_args.clone(),
-            target: request.target.clone(),
-            platform: request.platform.clone().unwrap_or_else(Platform::host),
-            context_name: "context".into(),
-            excludes: read_dockerignore(&request.context)?.patterns().to_vec(),
-            no_cache: request.no_cache,
-        };
+        let options = convert_options(request, name)?;
         let resolver = StoreImageResolver {
             store: self.store.clone(),
         };
-        let conversion = convert(&ast, &options, &resolver)
-            .await
-            .map_err(|e| BuildError::Input(e.to_string()))?;
+        let conversion = convert(&ast, &options, &resolver).await?;
         for warning in &conversion.warnings {
             let location = warning.line.map(|line| strata_llb::SourceLocation {
                 file: options_file.clone(),
@@ -275,11 +270,28 @@ impl Engine {
                 end_line: line,
             });
             events.emit(Event::Warning {
-                message: warning.message.clone(),
+                // Check warnings carry their rule name: `Rule: message`.
+                message: warning.to_string(),
                 location,
             });
         }
         Ok(conversion)
+    }
+
+    /// Parses and converts the Dockerfile for its errors and runs the
+    /// build checks, solving nothing: `strata build --check`. Unlike a
+    /// build, it returns every warning even with `error=true`.
+    pub async fn check_definition(
+        &self,
+        request: &BuildRequest,
+    ) -> Result<CheckReport, BuildError> {
+        let (name, text) = read_dockerfile(request)?;
+        let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
+        let options = convert_options(request, name)?;
+        let resolver = StoreImageResolver {
+            store: self.store.clone(),
+        };
+        Ok(strata_dockerfile::convert::check(&ast, &options, &resolver).await?)
     }
 
     async fn export(
@@ -439,7 +451,21 @@ fn explain_against_previous(
         .collect()
 }
 
-fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), BuildError> {
+fn convert_options(request: &BuildRequest, name: String) -> Result<ConvertOptions, BuildError> {
+    Ok(ConvertOptions {
+        dockerfile_name: name,
+        build_args: request.build_args.clone(),
+        target: request.target.clone(),
+        platform: request.platform.clone().unwrap_or_else(Platform::host),
+        context_name: "context".into(),
+        excludes: read_dockerignore(&request.context)?.patterns().to_vec(),
+        no_cache: request.no_cache,
+    })
+}
+
+/// Reads the request's Dockerfile. Returns its name for messages and its
+/// text.
+pub fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), BuildError> {
     let path = match &request.dockerfile {
         DockerfileSource::Inline { name, text } => return Ok((name.clone(), text.clone())),
         DockerfileSource::Default => request.context.join("Dockerfile"),
@@ -457,7 +483,8 @@ fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), BuildErro
     Ok((name, text))
 }
 
-fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
+/// Reads `CONTEXT/.dockerignore`; a missing file excludes nothing.
+pub fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
     let path = context.join(".dockerignore");
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

@@ -6,7 +6,9 @@ mod backend;
 mod build;
 mod gc;
 
-pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
+pub use build::{
+    BuildError, BuildRequest, BuildResult, DockerfileSource, read_dockerfile, read_dockerignore,
+};
 pub use gc::KEEP_STORAGE_ENV;
 
 use anyhow::Context;

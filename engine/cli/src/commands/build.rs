@@ -1,3 +1,4 @@
+use super::check::{CallFormat, CallMethod};
 use super::open_engine;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -49,6 +50,15 @@ pub struct BuildArgs {
     /// Maximum number of steps running at once (default: the CPU count)
     #[arg(long)]
     pub max_parallel: Option<usize>,
+    /// Run the build checks only and exit non-zero on any warning
+    #[arg(long)]
+    pub check: bool,
+    /// Print information about the build instead of building
+    #[arg(long, value_enum, default_value = "build")]
+    pub call: CallMethod,
+    /// Output format of `--call targets|outline`
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CallFormat,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,7 +77,7 @@ pub struct DumpLlbArgs {
 }
 
 impl DefinitionArgs {
-    fn request(&self) -> anyhow::Result<BuildRequest> {
+    pub(super) fn request(&self) -> anyhow::Result<BuildRequest> {
         let mut request = BuildRequest::new(&self.context);
         request.dockerfile = match &self.file {
             None => DockerfileSource::Default,
@@ -110,6 +120,14 @@ fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String
 }
 
 pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let method = if args.check {
+        CallMethod::Check
+    } else {
+        args.call
+    };
+    if method != CallMethod::Build {
+        return super::check::run(root, &args, method).await;
+    }
     let mode: ProgressMode = args.progress.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut request = args.definition.request()?;
     request.tags = args.tags.clone();
@@ -143,6 +161,12 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
             eprintln!("{:?}", miette::Report::new(error));
             Ok(ExitCode::FAILURE)
         }
+        Err(BuildError::Convert(error)) => {
+            let text = strata_engine::read_dockerfile(&request).map(|(_, text)| text);
+            let text = text.unwrap_or_default();
+            eprintln!("{:?}", miette::Report::new(error.to_diagnostic(&text)));
+            Ok(ExitCode::FAILURE)
+        }
         Err(BuildError::Step(error)) => {
             let source = match &request.dockerfile {
                 DockerfileSource::Inline { text, .. } => Some(text.clone()),
@@ -172,6 +196,12 @@ pub async fn dump_llb(root: Option<PathBuf>, args: DumpLlbArgs) -> anyhow::Resul
         Ok(conversion) => conversion,
         Err(BuildError::Parse(error)) => {
             eprintln!("{:?}", miette::Report::new(error));
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(BuildError::Convert(error)) => {
+            let text = strata_engine::read_dockerfile(&request).map(|(_, text)| text);
+            let text = text.unwrap_or_default();
+            eprintln!("{:?}", miette::Report::new(error.to_diagnostic(&text)));
             return Ok(ExitCode::FAILURE);
         }
         Err(error) => return Err(error.into()),

@@ -1,5 +1,6 @@
 pub mod build;
 pub mod cache;
+pub mod check;
 pub mod debug;
 pub mod history;
 pub mod image;

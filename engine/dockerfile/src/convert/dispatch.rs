@@ -291,6 +291,7 @@ impl<'a> Dispatcher<'a> {
                     run.mounts.join(", ")
                 ),
                 line: Some(node.start_line),
+                ..Warning::default()
             });
         }
         let network = match run.network.as_deref() {

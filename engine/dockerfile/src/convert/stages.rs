@@ -346,14 +346,17 @@ fn warn_unused_build_args(ast: &Ast, options: &ConvertOptions, warnings: &mut Ve
                 names.join(", ")
             ),
             line: None,
+            ..Warning::default()
         });
     }
 }
 
+/// Proxy variables, and `BUILDKIT_*` frontend options such as
+/// `BUILDKIT_DOCKERFILE_CHECK`, are build args no ARG needs to consume.
 fn is_predefined(key: &str) -> bool {
     const PROXIES: [&str; 4] = ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY"];
     let upper = key.to_ascii_uppercase();
-    PROXIES.contains(&upper.as_str()) || upper == "ALL_PROXY"
+    PROXIES.contains(&upper.as_str()) || upper == "ALL_PROXY" || key.starts_with("BUILDKIT_")
 }
 
 /// The state a stage starts from before its own instructions.

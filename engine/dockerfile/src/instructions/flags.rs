@@ -94,8 +94,13 @@ fn unknown_flag(
         format!("Unknown flag: `--{name}`; {upper} takes no flags")
     } else {
         let valid: Vec<String> = allowed.iter().map(|(n, _)| format!("`--{n}`")).collect();
+        let names = allowed.iter().map(|(n, _)| *n);
+        let hint = match crate::checks::closest(name, names) {
+            Some(close) => format!("did you mean `--{close}`? "),
+            None => String::new(),
+        };
         format!(
-            "Unknown flag: `--{name}`; valid flags for {upper} are {}",
+            "Unknown flag: `--{name}`; {hint}valid flags for {upper} are {}",
             valid.join(", ")
         )
     };

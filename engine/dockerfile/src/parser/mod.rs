@@ -175,7 +175,8 @@ impl<'a> Parser<'a> {
                 };
             }
             directives::SYNTAX => self.directives.syntax = Some(value),
-            directives::CHECK => self.directives.check = Some(value),
+            // Check options may contain spaces (`skip=A, B`), so keep them all.
+            directives::CHECK => self.directives.check = Some(directive.value.clone()),
             _ => {}
         }
         self.directives
