@@ -12,7 +12,7 @@ use strata_solver::{Backend, Event, ResultRef, Selector, SourceResult, VertexCon
 use strata_source::context::{ContextLease, ContextSource, SyncRequest};
 use strata_source::load_image;
 use strata_store::Store;
-use strata_worker::Worker;
+use strata_worker::{ExecSession, Worker};
 
 /// A named local directory the build may read (`local://NAME`).
 pub(crate) struct LocalDir {
@@ -27,6 +27,8 @@ pub(crate) struct BuildBackend {
     pub locals: Vec<LocalDir>,
     /// Context mirrors stay locked until the build ends.
     pub leases: Mutex<Vec<ContextLease>>,
+    /// Secrets and ssh agents the build's execs may mount.
+    pub session: Arc<ExecSession>,
 }
 
 impl BuildBackend {
@@ -116,6 +118,8 @@ impl Backend for BuildBackend {
         inputs: &[ResultRef],
         cx: &VertexContext,
     ) -> anyhow::Result<ResultRef> {
-        self.worker.execute(vertex, inputs, cx).await
+        self.worker
+            .execute_in_session(vertex, inputs, cx, &self.session)
+            .await
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::Engine;
 use crate::backend::{BuildBackend, LocalDir};
+use crate::session::{SecretSpec, SshSpec, check_entitlements, exec_session};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,12 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     pub outputs: Vec<OutputSpec>,
     pub no_cache: bool,
+    /// Secrets by id; values are read when the build starts.
+    pub secrets: Vec<SecretSpec>,
+    /// ssh agent sockets by id.
+    pub ssh: Vec<SshSpec>,
+    /// Granted entitlements, such as `security.insecure`.
+    pub allow: Vec<String>,
 }
 
 impl BuildRequest {
@@ -59,6 +66,9 @@ impl BuildRequest {
             tags: Vec::new(),
             outputs: Vec::new(),
             no_cache: false,
+            secrets: Vec::new(),
+            ssh: Vec::new(),
+            allow: Vec::new(),
         }
     }
 }
@@ -186,6 +196,8 @@ impl Engine {
     ) -> Result<BuildResult, BuildError> {
         let conversion = self.load_definition(request, events).await?;
         progress.definition = Some(conversion.definition.clone());
+        check_entitlements(&conversion.definition, &request.allow)?;
+        let session = Arc::new(exec_session(&request.secrets, &request.ssh)?);
         let ignore = read_dockerignore(&request.context)?;
         let backend = Arc::new(BuildBackend {
             store: self.store.clone(),
@@ -196,6 +208,7 @@ impl Engine {
                 ignore,
             }],
             leases: Mutex::new(Vec::new()),
+            session,
         });
         let options = SolveOptions {
             max_parallel: self.max_parallel,
@@ -337,7 +350,7 @@ impl BuildRequest {
             dockerfile,
             target: self.target.clone(),
             build_args: self.build_args.clone(),
-            secrets: Vec::new(),
+            secrets: self.secrets.iter().map(|s| s.id.clone()).collect(),
             outputs: self.outputs.iter().map(|o| o.to_string()).collect(),
             tags: self.tags.clone(),
             no_cache: self.no_cache,

@@ -4,8 +4,10 @@
 
 mod backend;
 mod build;
+mod session;
 
 pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
+pub use session::{INSECURE_ENTITLEMENT, SecretSource, SecretSpec, SshSpec, check_entitlement};
 
 use anyhow::Context;
 use std::path::PathBuf;

@@ -96,18 +96,31 @@ impl Store {
     /// and updated in place by the context sync, which serialises its
     /// writers with a lock file next to the `fs` directory.
     pub fn context_snapshot(&self, key: &str) -> Result<(String, PathBuf)> {
+        self.mutable_snapshot(key, SnapshotKind::SourceLocal)
+    }
+
+    /// Returns the id and files directory of the `RUN --mount=type=cache`
+    /// directory identified by `key` (hex), creating it on first use.
+    ///
+    /// Like a context mirror it is committed from the start and changed in
+    /// place; the worker serialises its users with lock files next to `fs`.
+    pub fn cache_mount_snapshot(&self, key: &str) -> Result<(String, PathBuf)> {
+        self.mutable_snapshot(key, SnapshotKind::CacheMount)
+    }
+
+    fn mutable_snapshot(&self, key: &str, kind: SnapshotKind) -> Result<(String, PathBuf)> {
         let id: String = key
             .chars()
             .filter(char::is_ascii_hexdigit)
             .take(32)
             .collect();
         if id.len() != 32 {
-            bail!("Invalid context key `{key}`: expected at least 32 hex digits");
+            bail!("Invalid snapshot key `{key}`: expected at least 32 hex digits");
         }
         self.db().execute(
             "INSERT OR IGNORE INTO snapshots (id, parent, kind, state, owner_pid, created)
              VALUES (?1, NULL, ?2, 'committed', NULL, ?3)",
-            params![id, kind_name(SnapshotKind::SourceLocal), now_millis()],
+            params![id, kind_name(kind), now_millis()],
         )?;
         let files = self.snapshot_dir(&id).join("fs");
         std::fs::create_dir_all(&files)

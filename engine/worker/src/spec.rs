@@ -1,7 +1,7 @@
 //! The OCI runtime spec (`config.json`) of an exec, and the `/etc/hosts`
 //! and `/etc/resolv.conf` files bind-mounted into it.
 
-use crate::runc::BindMount;
+use crate::runc::{BindMount, TmpfsMount};
 use crate::user::ResolvedUser;
 use anyhow::Result;
 use oci_spec::runtime::{
@@ -116,6 +116,7 @@ pub(crate) struct SpecInput<'a> {
     pub hosts_file: &'a Path,
     pub resolv_conf: &'a Path,
     pub binds: &'a [BindMount],
+    pub tmpfs: &'a [TmpfsMount],
 }
 
 pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
@@ -291,10 +292,40 @@ fn mounts(input: &SpecInput<'_>) -> Result<Vec<Mount>> {
         bind_mount(input.hosts_file, "/etc/hosts", false)?,
         bind_mount(input.resolv_conf, "/etc/resolv.conf", false)?,
     ];
+    // A parent directory must be mounted before the mounts inside it, so
+    // the exec's own mounts go in order of depth.
+    let mut own: Vec<(&str, Mount)> = Vec::new();
     for bind in input.binds {
-        mounts.push(bind_mount(&bind.source, &bind.dest, bind.readonly)?);
+        own.push((
+            &bind.dest,
+            bind_mount(&bind.source, &bind.dest, bind.readonly)?,
+        ));
     }
+    for tmpfs in input.tmpfs {
+        own.push((&tmpfs.dest, tmpfs_mount(tmpfs)?));
+    }
+    own.sort_by_key(|(dest, _)| dest.split('/').filter(|p| !p.is_empty()).count());
+    mounts.extend(own.into_iter().map(|(_, mount)| mount));
     Ok(mounts)
+}
+
+fn tmpfs_mount(tmpfs: &TmpfsMount) -> Result<Mount> {
+    let mut options = vec!["nosuid", "nodev", "mode=1777"]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    if let Some(size) = tmpfs.size {
+        options.push(format!("size={size}"));
+    }
+    if tmpfs.readonly {
+        options.push("ro".into());
+    }
+    Ok(MountBuilder::default()
+        .destination(&tmpfs.dest)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(options)
+        .build()?)
 }
 
 /// Returns the container's `/etc/hosts`: loopback names, the hostname and
