@@ -40,7 +40,7 @@ const DEFAULT_CAPABILITIES: &[Capability] = &[
 ];
 
 /// Every capability up to Linux 5.9's `CAP_CHECKPOINT_RESTORE`, for
-/// insecure execs.
+/// insecure execs, indexed by capability number.
 const ALL_CAPABILITY_NAMES: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
@@ -106,6 +106,18 @@ fn nofile_limits() -> (u64, u64) {
     (NOFILE_SOFT.min(hard), hard)
 }
 
+/// Returns this process's capability bounding set (`CapBnd` in
+/// `/proc/self/status`). runc cannot grant a capability outside it, so an
+/// insecure exec gets every capability in it; all bits when unreadable.
+fn bounding_set() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(u64::MAX)
+}
+
 /// Everything the spec is built from.
 pub(crate) struct SpecInput<'a> {
     pub rootfs: &'a Path,
@@ -122,10 +134,15 @@ pub(crate) struct SpecInput<'a> {
 pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     let capabilities: Capabilities = match input.security {
         SecurityMode::Sandbox => DEFAULT_CAPABILITIES.iter().copied().collect(),
-        SecurityMode::Insecure => ALL_CAPABILITY_NAMES
-            .iter()
-            .filter_map(|name| Capability::from_str(name).ok())
-            .collect(),
+        SecurityMode::Insecure => {
+            let bounding = bounding_set();
+            ALL_CAPABILITY_NAMES
+                .iter()
+                .enumerate()
+                .filter(|(number, _)| bounding & (1 << number) != 0)
+                .filter_map(|(_, name)| Capability::from_str(name).ok())
+                .collect()
+        }
     };
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(capabilities.clone())
