@@ -51,9 +51,11 @@ pub(crate) struct PreparedMounts {
     guards: Vec<Guard>,
 }
 
-/// Something an exec's mount needs until the exec ends. The fields are
-/// only read by their `Drop` implementations.
-#[allow(dead_code)]
+/// Something an exec's mount needs until the exec ends.
+#[expect(
+    dead_code,
+    reason = "the values are held only for their `Drop` implementations"
+)]
 enum Guard {
     View(ReadOnlyView),
     Scratch(ScratchOverlay),
@@ -75,8 +77,10 @@ pub(crate) struct MountContext {
 /// Sets up every mount of `exec` except the root. It blocks on mounts,
 /// copies and cache locks, so call it off the async scheduler.
 pub(crate) fn prepare_mounts(cx: &MountContext, exec: &ExecOp) -> Result<PreparedMounts> {
-    let mut prepared = PreparedMounts::default();
-    prepared.env = secret_env(exec, &cx.session)?;
+    let mut prepared = PreparedMounts {
+        env: secret_env(exec, &cx.session)?,
+        ..PreparedMounts::default()
+    };
     let mut secrets = Vec::new();
     for mount in exec.mounts.iter().filter(|mount| mount.dest != "/") {
         match &mount.kind {

@@ -42,7 +42,10 @@ enum MountOrigin {
 impl Dispatcher<'_> {
     /// Adds the mounts of `run_mounts` to `mounts`, and their inputs to
     /// `inputs`.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the mount needs the dispatcher state and the pending graph"
+    )]
     pub(crate) async fn run_mounts(
         &mut self,
         state: &StageState,
@@ -112,7 +115,10 @@ impl Dispatcher<'_> {
         Ok(extras)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the mount needs the dispatcher state and the pending graph"
+    )]
     async fn bind_mount(
         &mut self,
         state: &StageState,
@@ -147,7 +153,10 @@ impl Dispatcher<'_> {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the mount needs the dispatcher state and the pending graph"
+    )]
     async fn cache_mount(
         &mut self,
         state: &StageState,
@@ -298,9 +307,8 @@ fn secret_mount(
             name: name.clone(),
             optional: !parsed.required,
         });
-        if target.is_none() {
-            return None;
-        }
+        // A secret with only `env` gets no file.
+        target.as_ref()?;
     }
     let dest = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
     Some(Mount {
