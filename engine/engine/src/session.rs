@@ -15,7 +15,7 @@ pub const INSECURE_ENTITLEMENT: &str = "security.insecure";
 /// compatibility; host networking is already the default.
 const ENTITLEMENTS: &[&str] = &[INSECURE_ENTITLEMENT, "network.host"];
 
-/// Where a secret's value comes from.
+/// Origin of a secret's value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SecretSource {
     File(PathBuf),
@@ -32,7 +32,7 @@ pub struct SecretSpec {
 
 impl SecretSpec {
     /// Parses `id=ID,src=FILE`, `id=ID,env=VAR` or `id=ID` (the variable
-    /// `ID`), as buildx does; `source` is a synonym of `src` and
+    /// `ID`), as buildx does. `source` is a synonym of `src`, and
     /// `type=file|env` picks how a bare `src` is read.
     pub fn parse(text: &str) -> Result<SecretSpec, String> {
         let invalid = |why: &str| {

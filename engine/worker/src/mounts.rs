@@ -18,8 +18,8 @@ use strata_llb::{CacheSharing, ExecOp, Mount, MountKind};
 use strata_solver::ResultRef;
 use strata_store::Store;
 
-/// The most instances a `sharing=private` cache id gets before an exec
-/// fails; each concurrent user of a busy id takes one more.
+/// Maximum number of instances of one `sharing=private` cache id. Each
+/// concurrent user of a busy id takes one more, and past this an exec fails.
 const MAX_PRIVATE_INSTANCES: usize = 256;
 
 /// A secret's bytes, kept out of `Debug` output so it cannot reach a log.
@@ -32,8 +32,8 @@ impl std::fmt::Debug for SecretValue {
     }
 }
 
-/// What one build provides to its execs besides the graph: secret values
-/// and ssh agent sockets by id. Ids reach the graph; values never do.
+/// Secret values and ssh agent sockets of one build, by id. Only the ids
+/// appear in the graph, and the values stay in this session.
 #[derive(Clone, Debug, Default)]
 pub struct ExecSession {
     pub secrets: BTreeMap<String, SecretValue>,
@@ -64,7 +64,7 @@ enum Guard {
     Ssh(crate::ssh::AgentProxy),
 }
 
-/// What setting up the mounts of one exec reads.
+/// Inputs to setting up the mounts of one exec.
 pub(crate) struct MountContext {
     pub store: Arc<Store>,
     pub mounts_dir: PathBuf,

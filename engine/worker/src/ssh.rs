@@ -1,5 +1,5 @@
-//! Forwarding of an ssh agent into a container: a proxy unix socket, owned
-//! and permissioned as the mount asks, that relays each connection to the
+//! Forwarding of an ssh agent into a container: a proxy unix socket, with
+//! the owner and mode the mount requests, that relays each connection to the
 //! agent socket on the host.
 
 use anyhow::{Context, Result};

@@ -25,7 +25,7 @@ const SSH_MODE: u32 = 0o600;
 /// mode, and no `from`.
 const CACHE_BASE_DIR: &str = "/cache";
 
-/// What the mounts of one RUN add besides the mounts themselves.
+/// Additions of one RUN's mounts besides the mounts themselves.
 #[derive(Default)]
 pub(crate) struct MountExtras {
     pub secret_env: Vec<SecretEnv>,
@@ -355,7 +355,7 @@ fn absolute_target(state: &StageState, target: &str) -> String {
     super::copy::clean_path(&joined)
 }
 
-/// The path inside the mounted filesystem: `source`, or its root.
+/// Returns the path inside the mounted filesystem: `source`, or its root.
 fn source_selector(source: Option<&str>) -> String {
     match source {
         Some(source) => super::copy::clean_path(&format!("/{source}")),
