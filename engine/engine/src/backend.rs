@@ -11,7 +11,7 @@ use strata_llb::{Digest, SourceOp, Vertex};
 use strata_solver::{Backend, Event, ResultRef, Selector, SourceResult, VertexContext};
 use strata_source::context::{ContextLease, ContextSource, SyncRequest};
 use strata_source::load_image;
-use strata_store::Store;
+use strata_store::{Lease, Store};
 use strata_worker::{ExecSession, Worker};
 
 /// A named local directory the build may read (`local://NAME`).
@@ -27,6 +27,9 @@ pub(crate) struct BuildBackend {
     pub locals: Vec<LocalDir>,
     /// Context mirrors stay locked until the build ends.
     pub leases: Mutex<Vec<ContextLease>>,
+    /// Keeps every snapshot the build reads or produces from garbage
+    /// collection. It must outlive the context locks above.
+    pub lease: Arc<Lease>,
     /// Secrets and ssh agents the build's execs may mount.
     pub session: Arc<ExecSession>,
 }
@@ -56,6 +59,8 @@ impl BuildBackend {
             follow_paths: &follow_paths,
         };
         let lease = ContextSource::new(self.store.clone()).sync(&request)?;
+        self.store.update_context_size(&lease.snapshot)?;
+        self.lease.add(&lease.snapshot)?;
         let stats = &lease.stats;
         cx.events.emit(Event::Progress {
             vertex: Some(cx.vertex.clone()),
@@ -81,7 +86,13 @@ impl BuildBackend {
 impl Backend for BuildBackend {
     async fn load_source(&self, op: &SourceOp, cx: &VertexContext) -> anyhow::Result<SourceResult> {
         match op.scheme() {
-            ("docker-image", reference) => load_image(&self.store, reference),
+            ("docker-image", reference) => {
+                let loaded = load_image(&self.store, reference)?;
+                if let Some(snapshot) = &loaded.result.snapshot {
+                    self.lease.add(snapshot)?;
+                }
+                Ok(loaded)
+            }
             ("local", name) => {
                 // The sync is disk-bound; keep it off the scheduler's threads.
                 tokio::task::block_in_place(|| self.load_local(name, op, cx))
@@ -103,7 +114,7 @@ impl Backend for BuildBackend {
 
     async fn cache_lookup(&self, key: &Digest) -> anyhow::Result<Option<ResultRef>> {
         Ok(self
-            .store
+            .lease
             .cache_get(key)?
             .map(|snapshot| ResultRef { snapshot }))
     }
@@ -118,8 +129,13 @@ impl Backend for BuildBackend {
         inputs: &[ResultRef],
         cx: &VertexContext,
     ) -> anyhow::Result<ResultRef> {
-        self.worker
+        let result = self
+            .worker
             .execute_in_session(vertex, inputs, cx, &self.session)
-            .await
+            .await?;
+        if let Some(snapshot) = &result.snapshot {
+            self.lease.add(snapshot)?;
+        }
+        Ok(result)
     }
 }

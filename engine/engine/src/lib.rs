@@ -4,9 +4,11 @@
 
 mod backend;
 mod build;
+mod gc;
 mod session;
 
 pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
+pub use gc::KEEP_STORAGE_ENV;
 pub use session::{INSECURE_ENTITLEMENT, SecretSource, SecretSpec, SshSpec, check_entitlement};
 
 use anyhow::Context;
@@ -29,10 +31,12 @@ pub struct Engine {
     store: Arc<Store>,
     worker: Arc<Worker>,
     max_parallel: usize,
+    auto_gc: gc::AutoGc,
 }
 
 impl Engine {
     pub fn open(options: EngineOptions) -> anyhow::Result<Engine> {
+        let auto_gc = gc::AutoGc::from_env()?;
         let root = options.root.unwrap_or_else(Store::default_root);
         let store = Store::open(&root)
             .with_context(|| format!("Failed to open the store at `{}`", root.display()))?;
@@ -44,6 +48,7 @@ impl Engine {
             store,
             worker,
             max_parallel,
+            auto_gc,
         })
     }
 
