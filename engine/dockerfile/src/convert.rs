@@ -6,6 +6,7 @@ mod config;
 mod copy;
 mod dispatch;
 mod graph;
+mod mounts;
 mod reference;
 mod stages;
 

@@ -6,9 +6,11 @@
 
 mod flags;
 mod healthcheck;
+mod mount;
 mod parse;
 
 pub use healthcheck::parse_duration;
+pub use mount::{MountType, RunMount, parse_mount};
 pub(crate) use parse::heredoc_word;
 pub use parse::parse;
 

@@ -12,7 +12,7 @@ use strata_solver::{Backend, Event, ResultRef, Selector, SourceResult, VertexCon
 use strata_source::context::{ContextLease, ContextSource, SyncRequest};
 use strata_source::load_image;
 use strata_store::{Lease, Store};
-use strata_worker::Worker;
+use strata_worker::{ExecSession, Worker};
 
 /// A named local directory the build may read (`local://NAME`).
 pub(crate) struct LocalDir {
@@ -30,6 +30,8 @@ pub(crate) struct BuildBackend {
     /// Keeps every snapshot the build reads or produces from garbage
     /// collection. It must outlive the context locks above.
     pub lease: Arc<Lease>,
+    /// Secrets and ssh agents the build's execs may mount.
+    pub session: Arc<ExecSession>,
 }
 
 impl BuildBackend {
@@ -127,7 +129,10 @@ impl Backend for BuildBackend {
         inputs: &[ResultRef],
         cx: &VertexContext,
     ) -> anyhow::Result<ResultRef> {
-        let result = self.worker.execute(vertex, inputs, cx).await?;
+        let result = self
+            .worker
+            .execute_in_session(vertex, inputs, cx, &self.session)
+            .await?;
         if let Some(snapshot) = &result.snapshot {
             self.lease.add(snapshot)?;
         }

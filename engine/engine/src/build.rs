@@ -2,6 +2,7 @@
 
 use crate::Engine;
 use crate::backend::{BuildBackend, LocalDir};
+use crate::session::{SecretSpec, SshSpec, check_entitlements, exec_session};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,12 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     pub outputs: Vec<OutputSpec>,
     pub no_cache: bool,
+    /// Secrets by id; values are read when the build starts.
+    pub secrets: Vec<SecretSpec>,
+    /// ssh agent sockets by id.
+    pub ssh: Vec<SshSpec>,
+    /// Granted entitlements, such as `security.insecure`.
+    pub allow: Vec<String>,
 }
 
 impl BuildRequest {
@@ -60,6 +67,9 @@ impl BuildRequest {
             tags: Vec::new(),
             outputs: Vec::new(),
             no_cache: false,
+            secrets: Vec::new(),
+            ssh: Vec::new(),
+            allow: Vec::new(),
         }
     }
 }
@@ -168,7 +178,8 @@ impl Engine {
                     })
                 })
                 .collect();
-            record.result = Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": exports }));
+            record.result =
+                Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": exports }));
         }
 
         let snapshot = recorded.lock().expect("event recorder lock").clone();
@@ -215,6 +226,8 @@ impl Engine {
     ) -> Result<BuildResult, BuildError> {
         let conversion = self.load_definition(request, events).await?;
         progress.definition = Some(conversion.definition.clone());
+        check_entitlements(&conversion.definition, &request.allow)?;
+        let session = Arc::new(exec_session(&request.secrets, &request.ssh)?);
         let ignore = read_dockerignore(&request.context)?;
         let backend = Arc::new(BuildBackend {
             store: self.store.clone(),
@@ -226,6 +239,7 @@ impl Engine {
             }],
             leases: Mutex::new(Vec::new()),
             lease: lease.clone(),
+            session,
         });
         let options = SolveOptions {
             max_parallel: self.max_parallel,
@@ -366,11 +380,15 @@ impl BuildRequest {
         let dockerfile = match &self.dockerfile {
             DockerfileSource::Default => {
                 let path = self.context.join("Dockerfile");
-                std::fs::canonicalize(&path).unwrap_or(path).display().to_string()
+                std::fs::canonicalize(&path)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string()
             }
-            DockerfileSource::Path(path) => {
-                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display().to_string()
-            }
+            DockerfileSource::Path(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
             DockerfileSource::Inline { name, .. } => name.clone(),
         };
         let context = std::fs::canonicalize(&self.context).unwrap_or_else(|_| self.context.clone());
@@ -379,7 +397,7 @@ impl BuildRequest {
             dockerfile,
             target: self.target.clone(),
             build_args: self.build_args.clone(),
-            secrets: Vec::new(),
+            secrets: self.secrets.iter().map(|s| s.id.clone()).collect(),
             outputs: self.outputs.iter().map(|o| o.to_string()).collect(),
             tags: self.tags.clone(),
             no_cache: self.no_cache,

@@ -5,11 +5,13 @@
 mod backend;
 mod build;
 mod gc;
+mod session;
 
 pub use build::{
     BuildError, BuildRequest, BuildResult, DockerfileSource, read_dockerfile, read_dockerignore,
 };
 pub use gc::KEEP_STORAGE_ENV;
+pub use session::{INSECURE_ENTITLEMENT, SecretSource, SecretSpec, SshSpec, check_entitlement};
 
 use anyhow::Context;
 use std::path::PathBuf;

@@ -62,6 +62,20 @@ pub struct ExecOp {
     pub network: NetMode,
     #[serde(default)]
     pub security: SecurityMode,
+    /// Secrets exposed as environment variables, BuildKit's `secretenv`.
+    /// Only ids are stored: the worker reads values from the build request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<SecretEnv>,
+}
+
+/// An environment variable whose value is the secret `id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretEnv {
+    pub id: String,
+    pub name: String,
+    /// Leave the variable unset, rather than fail, when no value is given.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// The process an [`ExecOp`] runs.

@@ -29,6 +29,7 @@ fn echo(base: &Input) -> Vertex {
             }],
             network: NetMode::Host,
             security: SecurityMode::Sandbox,
+            secret_env: Vec::new(),
         }),
         inputs: vec![base.clone()],
         platform: None,

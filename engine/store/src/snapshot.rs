@@ -108,20 +108,40 @@ impl Store {
     /// lease takes it. When garbage collection is deleting the mirror, this
     /// waits for the deletion to finish and creates it again.
     pub fn context_snapshot(&self, key: &str) -> Result<(String, PathBuf)> {
+        self.mutable_snapshot(key, SnapshotKind::SourceLocal)
+    }
+
+    /// Returns the id and files directory of the `RUN --mount=type=cache`
+    /// directory identified by `key` (hex), creating it on first use.
+    ///
+    /// Like a context mirror it is committed from the start and changed in
+    /// place, and the worker serialises its users with lock files next to
+    /// `fs`. The claim keeps it from garbage collection while this process
+    /// runs, and nothing releases it, so it can be pruned once the process
+    /// exits.
+    ///
+    /// NOTE: the claim records only the latest claiming pid. When that
+    /// process exits first, another process still using the cache loses
+    /// its protection from garbage collection.
+    pub fn cache_mount_snapshot(&self, key: &str) -> Result<(String, PathBuf)> {
+        self.mutable_snapshot(key, SnapshotKind::CacheMount)
+    }
+
+    fn mutable_snapshot(&self, key: &str, kind: SnapshotKind) -> Result<(String, PathBuf)> {
         let id: String = key
             .chars()
             .filter(char::is_ascii_hexdigit)
             .take(32)
             .collect();
         if id.len() != 32 {
-            bail!("Invalid context key `{key}`: expected at least 32 hex digits");
+            bail!("Invalid snapshot key `{key}`: expected at least 32 hex digits");
         }
         let started = std::time::Instant::now();
-        while !self.claim_context_snapshot(&id)? {
+        while !self.claim_mutable_snapshot(&id, kind)? {
             if started.elapsed() > CONTEXT_DELETE_WAIT {
                 bail!(
-                    "Context mirror `{id}` is still being deleted by another process after \
-                     {}s: run the build again",
+                    "Snapshot `{id}` is still being deleted by another process after {}s: run \
+                     the build again",
                     CONTEXT_DELETE_WAIT.as_secs()
                 );
             }
@@ -133,15 +153,16 @@ impl Store {
         Ok((id, files))
     }
 
-    /// Creates or claims the mirror row; returns false while garbage
-    /// collection holds it as an active snapshot to delete it.
-    fn claim_context_snapshot(&self, id: &str) -> Result<bool> {
+    /// Creates or claims the row of a context mirror or cache mount; returns
+    /// false while garbage collection holds it as an active snapshot to
+    /// delete it.
+    fn claim_mutable_snapshot(&self, id: &str, kind: SnapshotKind) -> Result<bool> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT OR IGNORE INTO snapshots (id, parent, kind, state, owner_pid, created)
              VALUES (?1, NULL, ?2, 'committed', NULL, ?3)",
-            params![id, kind_name(SnapshotKind::SourceLocal), now_millis()],
+            params![id, kind_name(kind), now_millis()],
         )?;
         let claimed = tx.execute(
             "UPDATE snapshots SET owner_pid = ?2 WHERE id = ?1 AND state = 'committed'",

@@ -24,6 +24,16 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
+/// A tmpfs mounted into the container.
+#[derive(Clone, Debug)]
+pub struct TmpfsMount {
+    /// Absolute path inside the container.
+    pub dest: String,
+    /// Size limit in bytes; the kernel's default (half of RAM) when `None`.
+    pub size: Option<u64>,
+    pub readonly: bool,
+}
+
 /// What to run and where.
 #[derive(Clone, Copy, Debug)]
 pub struct ExecRequest<'a> {
@@ -33,6 +43,7 @@ pub struct ExecRequest<'a> {
     pub net: NetMode,
     pub security: SecurityMode,
     pub binds: &'a [BindMount],
+    pub tmpfs: &'a [TmpfsMount],
 }
 
 /// Starts containers with the `runc` binary.
@@ -193,6 +204,7 @@ fn prepare_bundle(bundle: &Path, request: &ExecRequest<'_>) -> Result<()> {
         hosts_file: &hosts,
         resolv_conf: &resolv,
         binds: request.binds,
+        tmpfs: request.tmpfs,
     })?;
     let config = serde_json::to_vec_pretty(&spec)?;
     std::fs::write(bundle.join("config.json"), config)?;

@@ -1,7 +1,7 @@
 //! The OCI runtime spec (`config.json`) of an exec, and the `/etc/hosts`
 //! and `/etc/resolv.conf` files bind-mounted into it.
 
-use crate::runc::BindMount;
+use crate::runc::{BindMount, TmpfsMount};
 use crate::user::ResolvedUser;
 use anyhow::Result;
 use oci_spec::runtime::{
@@ -40,7 +40,7 @@ const DEFAULT_CAPABILITIES: &[Capability] = &[
 ];
 
 /// Every capability up to Linux 5.9's `CAP_CHECKPOINT_RESTORE`, for
-/// insecure execs.
+/// insecure execs, indexed by capability number.
 const ALL_CAPABILITY_NAMES: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
@@ -106,6 +106,18 @@ fn nofile_limits() -> (u64, u64) {
     (NOFILE_SOFT.min(hard), hard)
 }
 
+/// Returns this process's capability bounding set (`CapBnd` in
+/// `/proc/self/status`). runc cannot grant a capability outside it, so an
+/// insecure exec gets every capability in it; all bits when unreadable.
+fn bounding_set() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(u64::MAX)
+}
+
 /// Everything the spec is built from.
 pub(crate) struct SpecInput<'a> {
     pub rootfs: &'a Path,
@@ -116,15 +128,21 @@ pub(crate) struct SpecInput<'a> {
     pub hosts_file: &'a Path,
     pub resolv_conf: &'a Path,
     pub binds: &'a [BindMount],
+    pub tmpfs: &'a [TmpfsMount],
 }
 
 pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
     let capabilities: Capabilities = match input.security {
         SecurityMode::Sandbox => DEFAULT_CAPABILITIES.iter().copied().collect(),
-        SecurityMode::Insecure => ALL_CAPABILITY_NAMES
-            .iter()
-            .filter_map(|name| Capability::from_str(name).ok())
-            .collect(),
+        SecurityMode::Insecure => {
+            let bounding = bounding_set();
+            ALL_CAPABILITY_NAMES
+                .iter()
+                .enumerate()
+                .filter(|(number, _)| bounding & (1 << number) != 0)
+                .filter_map(|(_, name)| Capability::from_str(name).ok())
+                .collect()
+        }
     };
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(capabilities.clone())
@@ -291,10 +309,40 @@ fn mounts(input: &SpecInput<'_>) -> Result<Vec<Mount>> {
         bind_mount(input.hosts_file, "/etc/hosts", false)?,
         bind_mount(input.resolv_conf, "/etc/resolv.conf", false)?,
     ];
+    // A parent directory must be mounted before the mounts inside it, so
+    // the exec's own mounts go in order of depth.
+    let mut own: Vec<(&str, Mount)> = Vec::new();
     for bind in input.binds {
-        mounts.push(bind_mount(&bind.source, &bind.dest, bind.readonly)?);
+        own.push((
+            &bind.dest,
+            bind_mount(&bind.source, &bind.dest, bind.readonly)?,
+        ));
     }
+    for tmpfs in input.tmpfs {
+        own.push((&tmpfs.dest, tmpfs_mount(tmpfs)?));
+    }
+    own.sort_by_key(|(dest, _)| dest.split('/').filter(|p| !p.is_empty()).count());
+    mounts.extend(own.into_iter().map(|(_, mount)| mount));
     Ok(mounts)
+}
+
+fn tmpfs_mount(tmpfs: &TmpfsMount) -> Result<Mount> {
+    let mut options = vec!["nosuid", "nodev", "mode=1777"]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    if let Some(size) = tmpfs.size {
+        options.push(format!("size={size}"));
+    }
+    if tmpfs.readonly {
+        options.push("ro".into());
+    }
+    Ok(MountBuilder::default()
+        .destination(&tmpfs.dest)
+        .typ("tmpfs")
+        .source("tmpfs")
+        .options(options)
+        .build()?)
 }
 
 /// Returns the container's `/etc/hosts`: loopback names, the hostname and

@@ -3,12 +3,15 @@
 use crate::checksum::checksum;
 use crate::fileop::apply_file_actions;
 use crate::mount::OverlayMount;
-use crate::runc::{BindMount, ExecRequest, RuncExecutor};
+use crate::mounts::{
+    ExecSession, MountContext, missing_mount_points, prepare_mounts, remove_mount_points,
+};
+use crate::runc::{ExecRequest, RuncExecutor};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use strata_llb::{Digest, ExecOp, FileAction, FileOp, MountKind, Op, Vertex};
+use strata_llb::{Digest, ExecOp, FileAction, FileOp, Op, Vertex};
 use strata_solver::{ResultRef, Selector, VertexContext};
 use strata_store::{ActiveSnapshot, SnapshotKind, Store};
 
@@ -52,15 +55,29 @@ impl Worker {
         }
     }
 
-    /// Runs an exec or file op on its inputs' results.
+    /// Runs an exec or file op on its inputs' results, with no secrets or
+    /// ssh agents.
     pub async fn execute(
         &self,
         vertex: &Vertex,
         inputs: &[ResultRef],
         cx: &VertexContext,
     ) -> Result<ResultRef> {
+        let session = Arc::new(ExecSession::default());
+        self.execute_in_session(vertex, inputs, cx, &session).await
+    }
+
+    /// Runs an exec or file op, giving execs the secrets and ssh agents of
+    /// `session`.
+    pub async fn execute_in_session(
+        &self,
+        vertex: &Vertex,
+        inputs: &[ResultRef],
+        cx: &VertexContext,
+        session: &Arc<ExecSession>,
+    ) -> Result<ResultRef> {
         match &vertex.op {
-            Op::Exec(exec) => self.execute_exec(exec, inputs, cx).await,
+            Op::Exec(exec) => self.execute_exec(exec, inputs, cx, session).await,
             Op::File(file) => self.execute_file(file, inputs).await,
             Op::Merge(_) => bail!("Merge ops are not supported yet"),
             Op::Source(_) => bail!("Source ops are loaded by the source loader, not the worker"),
@@ -88,33 +105,23 @@ impl Worker {
         exec: &ExecOp,
         inputs: &[ResultRef],
         cx: &VertexContext,
+        session: &Arc<ExecSession>,
     ) -> Result<ResultRef> {
         let root_mount = exec
             .mounts
             .iter()
             .find(|mount| mount.dest == "/")
             .context("The exec has no root mount: add a mount at `/`")?;
-        let mut extra_views = Vec::new();
-        let mut binds = Vec::new();
-        for mount in exec.mounts.iter().filter(|mount| mount.dest != "/") {
-            if mount.kind != MountKind::Bind || !mount.readonly {
-                // TODO: writable bind, cache, tmpfs, secret and ssh mounts.
-                bail!(
-                    "Mount at `{}` is not supported yet: only read-only bind mounts are",
-                    mount.dest
-                );
-            }
-            let input = input_result(inputs, mount.input)?;
-            let target = self.new_mount_point()?;
-            let view = ReadOnlyView::mount(&self.store, &input, &target)?;
-            let source = crate::paths::resolve_in_root(view.path(), &mount.selector, true)?;
-            binds.push(BindMount {
-                source,
-                dest: mount.dest.clone(),
-                readonly: true,
-            });
-            extra_views.push(view);
-        }
+        let mount_cx = MountContext {
+            store: self.store.clone(),
+            mounts_dir: self.mounts_dir.clone(),
+            inputs: inputs.to_vec(),
+            session: session.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let owned_exec = exec.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare_mounts(&mount_cx, &owned_exec)).await??;
 
         let root_input = input_result(inputs, root_mount.input)?;
         let target = self.new_mount_point()?;
@@ -127,16 +134,32 @@ impl Worker {
             Err(error) => return Err(self.abort(active, &target, error)),
         };
 
-        let request = ExecRequest {
-            rootfs: &target,
-            meta: &exec.meta,
-            net: exec.network,
-            security: exec.security,
-            binds: &binds,
+        let mut meta = exec.meta.clone();
+        meta.env.extend(prepared.env.iter().cloned());
+        let dests: Vec<&str> = prepared
+            .binds
+            .iter()
+            .map(|bind| bind.dest.as_str())
+            .chain(prepared.tmpfs.iter().map(|tmpfs| tmpfs.dest.as_str()))
+            .collect();
+        let result = match missing_mount_points(&target, &dests) {
+            Ok(created) => {
+                let request = ExecRequest {
+                    rootfs: &target,
+                    meta: &meta,
+                    net: exec.network,
+                    security: exec.security,
+                    binds: &prepared.binds,
+                    tmpfs: &prepared.tmpfs,
+                };
+                let mut logs = |stream, data: &[u8]| cx.log(stream, data);
+                let result = self.executor.run(request, &mut logs, &cx.cancel).await;
+                remove_mount_points(&created);
+                result
+            }
+            Err(error) => Err(error),
         };
-        let mut logs = |stream, data: &[u8]| cx.log(stream, data);
-        let result = self.executor.run(request, &mut logs, &cx.cancel).await;
-        drop(extra_views);
+        drop(prepared);
 
         let unmounted = overlay.unmount();
         match result.and(unmounted) {
@@ -204,7 +227,7 @@ impl Worker {
     }
 }
 
-fn new_mount_point(mounts_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn new_mount_point(mounts_dir: &Path) -> Result<PathBuf> {
     let serial = MOUNT_COUNTER.fetch_add(1, Ordering::Relaxed);
     let path = mounts_dir.join(format!("{}-{serial}", std::process::id()));
     std::fs::create_dir_all(&path)
@@ -212,7 +235,7 @@ fn new_mount_point(mounts_dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn input_result(inputs: &[ResultRef], index: Option<u32>) -> Result<ResultRef> {
+pub(crate) fn input_result(inputs: &[ResultRef], index: Option<u32>) -> Result<ResultRef> {
     match index {
         None => Ok(ResultRef::EMPTY),
         Some(index) => inputs.get(index as usize).cloned().with_context(|| {
@@ -261,13 +284,13 @@ fn apply_on_snapshot(
 
 /// A read-only view of a result at a mount point, or an empty directory
 /// for an empty result; removed when dropped.
-struct ReadOnlyView {
+pub(crate) struct ReadOnlyView {
     path: PathBuf,
     mount: Option<OverlayMount>,
 }
 
 impl ReadOnlyView {
-    fn mount(store: &Store, result: &ResultRef, target: &Path) -> Result<ReadOnlyView> {
+    pub(crate) fn mount(store: &Store, result: &ResultRef, target: &Path) -> Result<ReadOnlyView> {
         let mount = match &result.snapshot {
             Some(id) => Some(OverlayMount::mount(&store.lowers(id)?, None, target)?),
             None => None,
@@ -278,7 +301,7 @@ impl ReadOnlyView {
         })
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }

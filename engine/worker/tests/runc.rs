@@ -56,6 +56,7 @@ async fn run(fixture: &Fixture, meta: &ExecMeta, net: NetMode) -> Output {
         net,
         security: SecurityMode::Sandbox,
         binds: &[],
+        tmpfs: &[],
     };
     let result = fixture
         .executor
@@ -211,6 +212,7 @@ async fn cancellation_kills_sleep() {
         net: NetMode::Host,
         security: SecurityMode::Sandbox,
         binds: &[],
+        tmpfs: &[],
     };
     let result = fixture.executor.run(request, &mut |_, _| {}, &cancel).await;
     assert!(
@@ -250,6 +252,7 @@ async fn bind_mount_readonly() {
         net: NetMode::Host,
         security: SecurityMode::Sandbox,
         binds: &binds,
+        tmpfs: &[],
     };
     let mut stdout = Vec::new();
     let mut logs = |stream: LogStream, data: &[u8]| {

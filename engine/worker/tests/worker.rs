@@ -67,6 +67,7 @@ fn exec_vertex(script: &str) -> Vertex {
             mounts: vec![root],
             network: NetMode::Host,
             security: SecurityMode::Sandbox,
+            secret_env: Vec::new(),
         }),
         inputs: Vec::new(),
         platform: None,

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::progress::{ProgressMode, render_failure, spawn_renderer};
-use strata_engine::{BuildError, BuildRequest, DockerfileSource};
+use strata_engine::{
+    BuildError, BuildRequest, DockerfileSource, SecretSpec, SshSpec, check_entitlement,
+};
 use strata_exporter::OutputSpec;
 use strata_llb::Platform;
 use strata_solver::EventSink;
@@ -59,6 +61,15 @@ pub struct BuildArgs {
     /// Output format of `--call targets|outline`
     #[arg(long, value_enum, default_value = "text")]
     pub format: CallFormat,
+    /// Secret for `RUN --mount=type=secret`: `id=ID,src=FILE`, `id=ID,env=VAR` or `id=ID` (repeatable)
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+    /// ssh agent for `RUN --mount=type=ssh`: `default` (`SSH_AUTH_SOCK`) or `ID=SOCKET` (repeatable)
+    #[arg(long = "ssh", value_name = "ID[=SOCKET]")]
+    pub ssh: Vec<String>,
+    /// Grant an entitlement, such as `security.insecure` for `RUN --security=insecure` (repeatable)
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -132,6 +143,20 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
     let mut request = args.definition.request()?;
     request.tags = args.tags.clone();
     request.no_cache = args.no_cache;
+    for spec in &args.secrets {
+        request
+            .secrets
+            .push(SecretSpec::parse(spec).map_err(anyhow::Error::msg)?);
+    }
+    for spec in &args.ssh {
+        request
+            .ssh
+            .push(SshSpec::parse(spec).map_err(anyhow::Error::msg)?);
+    }
+    for entitlement in &args.allow {
+        check_entitlement(entitlement).map_err(anyhow::Error::msg)?;
+        request.allow.push(entitlement.clone());
+    }
     for spec in &args.outputs {
         request.outputs.push(
             OutputSpec::parse(spec)

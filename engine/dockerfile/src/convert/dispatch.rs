@@ -223,10 +223,12 @@ impl<'a> Dispatcher<'a> {
         instruction: &Instruction,
         states: &BTreeMap<usize, StageState>,
         graph: &mut Graph,
-        warnings: &mut Vec<Warning>,
+        // No instruction warns here since RUN --mount is converted, but
+        // ONBUILD triggers dispatch through this signature with one.
+        _warnings: &mut Vec<Warning>,
     ) -> Result<(), Failure> {
         match instruction {
-            Instruction::Run(run) => self.dispatch_run(state, node, run, graph, warnings),
+            Instruction::Run(run) => self.dispatch_run(state, node, run, states, graph).await,
             Instruction::Copy(copy) => self.dispatch_copy(state, node, copy, states, graph).await,
             Instruction::Workdir(path) => self.dispatch_workdir(state, node, path, graph),
             Instruction::Arg(declarations) => {
@@ -275,25 +277,14 @@ impl<'a> Dispatcher<'a> {
         }
     }
 
-    fn dispatch_run(
+    async fn dispatch_run(
         &mut self,
         state: &mut StageState,
         node: &Node,
         run: &Run,
+        states: &BTreeMap<usize, StageState>,
         graph: &mut Graph,
-        warnings: &mut Vec<Warning>,
     ) -> Result<(), Failure> {
-        if !run.mounts.is_empty() {
-            // TODO: convert `RUN --mount`; the build runs without the mounts.
-            warnings.push(Warning {
-                message: format!(
-                    "RUN --mount is not supported yet; ignored {}",
-                    run.mounts.join(", ")
-                ),
-                line: Some(node.start_line),
-                ..Warning::default()
-            });
-        }
         let network = match run.network.as_deref() {
             None | Some("default") | Some("host") => NetMode::Host,
             Some("none") => NetMode::None,
@@ -333,6 +324,17 @@ impl<'a> Dispatcher<'a> {
             mounts[0].input = Some(0);
         }
         let args = self.run_args(state, node, run, graph, &mut inputs, &mut mounts)?;
+        let extras = self
+            .run_mounts(
+                state,
+                node,
+                &run.mounts,
+                states,
+                graph,
+                &mut inputs,
+                &mut mounts,
+            )
+            .await?;
 
         let config_env = state.config.config.env.clone().unwrap_or_default();
         let arg_env = state.args.run_env(&config_env);
@@ -341,6 +343,7 @@ impl<'a> Dispatcher<'a> {
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push(format!("PATH={DEFAULT_PATH}"));
         }
+        env.extend(extras.env);
         let meta = ExecMeta {
             args: args.clone(),
             env,
@@ -362,6 +365,7 @@ impl<'a> Dispatcher<'a> {
             mounts,
             network,
             security,
+            secret_env: extras.secret_env,
         });
         state.fs = graph.add(op, inputs, metadata, Some(state.platform.clone()));
 

@@ -220,10 +220,15 @@ fn stage_dependencies<'a>(stages: &[Stage<'a>]) -> Result<Vec<Vec<Dependency<'a>
             });
         }
         for (node, instruction) in &stage.commands {
-            let Instruction::Copy(copy) = instruction else {
-                continue;
+            let from = match instruction {
+                Instruction::Copy(copy) => copy.from.clone(),
+                Instruction::Run(run) => {
+                    dependencies.extend(mount_dependencies(stages, node, &run.mounts)?);
+                    continue;
+                }
+                _ => continue,
             };
-            let Some(from) = &copy.from else { continue };
+            let Some(from) = &from else { continue };
             if from.contains('$') {
                 return Err(Failure::at(
                     node,
@@ -241,6 +246,36 @@ fn stage_dependencies<'a>(stages: &[Stage<'a>]) -> Result<Vec<Vec<Dependency<'a>
         all.push(dependencies);
     }
     Ok(all)
+}
+
+/// Lists the stages that `RUN --mount=from=STAGE` reads.
+fn mount_dependencies<'a>(
+    stages: &[Stage<'a>],
+    node: &'a Node,
+    specs: &[String],
+) -> Result<Vec<Dependency<'a>>, Failure> {
+    let mut dependencies = Vec::new();
+    for spec in specs {
+        let mount = instructions::parse_mount(spec, &|value| Ok(value.to_string()))
+            .map_err(|e| Failure::at(node, e))?;
+        let Some(from) = &mount.from else { continue };
+        if from.contains('$') {
+            return Err(Failure::at(
+                node,
+                format!(
+                    "Variable expansion is not supported for `from` in `--mount={spec}`: define a new stage with FROM using ARG from global scope as a workaround"
+                ),
+            ));
+        }
+        if let Some(stage) = find_stage(stages, from) {
+            dependencies.push(Dependency {
+                stage,
+                node,
+                copy: true,
+            });
+        }
+    }
+    Ok(dependencies)
 }
 
 /// FROM only names stages defined before it; a later name is an image.

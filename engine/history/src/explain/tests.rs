@@ -59,6 +59,7 @@ fn fixture(image_digest: &str, run_env: &str) -> Fixture {
         }],
         network: Default::default(),
         security: Default::default(),
+        secret_env: Vec::new(),
     });
     let run = definition.add(vertex(exec, vec![copy.clone()]), OpMetadata::default(), 0);
     definition.target = Some(run.clone());

@@ -115,6 +115,7 @@ fn run(definition: &mut Definition, base: &Input, command: &str) -> Input {
         }],
         network: Default::default(),
         security: Default::default(),
+        secret_env: Vec::new(),
     });
     let metadata = OpMetadata {
         description: format!("RUN {command}"),
