@@ -36,6 +36,8 @@ enum Command {
     /// List, inspect, trace, explain and compare recorded builds
     #[command(subcommand)]
     History(commands::history::HistoryCommand),
+    /// Serve the workbench web UI on this machine
+    Ui(commands::ui::UiArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             Command::Image(command) => commands::image::run(root, command),
             Command::Debug(command) => commands::debug::run(command),
             Command::History(command) => commands::history::run(root, command).await,
+            Command::Ui(args) => commands::ui::run(root, args).await,
         }
     });
     match outcome {

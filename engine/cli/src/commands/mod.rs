@@ -2,6 +2,7 @@ pub mod build;
 pub mod debug;
 pub mod history;
 pub mod image;
+pub mod ui;
 
 use std::path::PathBuf;
 use strata_engine::{Engine, EngineOptions};
