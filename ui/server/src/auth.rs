@@ -23,7 +23,11 @@ pub fn random_token() -> String {
 pub async fn check(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     if let Some(origin) = request.headers().get("origin") {
         let origin = origin.to_str().unwrap_or("");
-        if origin != state.origin {
+        if !state
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed == origin)
+        {
             let message = format!(
                 "Requests from origin `{origin}` are not allowed: open the workbench at `{}`",
                 state.origin

@@ -44,6 +44,9 @@ pub struct AppState {
     pub token: String,
     /// `http://HOST:PORT` as the browser sees it, for the `Origin` check.
     pub origin: String,
+    /// Origins allowed to call the API: `origin`, and `http://localhost:PORT`
+    /// when bound to a loopback address.
+    pub allowed_origins: Vec<String>,
     pub options: ServerOptions,
     pub live: Arc<live::LiveBuild>,
 }
@@ -62,10 +65,15 @@ impl Server {
             .with_context(|| format!("Failed to listen on `{}`", options.listen))?;
         let address = listener.local_addr()?;
         let token = options.token.clone().unwrap_or_else(auth::random_token);
+        let mut allowed_origins = vec![format!("http://{address}")];
+        if address.ip().is_loopback() {
+            allowed_origins.push(format!("http://localhost:{}", address.port()));
+        }
         let state = Arc::new(AppState {
             engine,
             token,
             origin: format!("http://{address}"),
+            allowed_origins,
             options,
             live: Arc::new(live::LiveBuild::new()),
         });
