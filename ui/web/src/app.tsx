@@ -139,7 +139,7 @@ export function App(props: { client: Client; store: LiveStore }) {
         {tab === 'layers' && <LayersView client={client} buildId={store.running ? null : buildId} version={store.finished ? 1 : 0} />}
         {tab === 'cache' && <CacheView client={client} />}
         {tab === 'dockerfile' &&
-          (file ? <DockerfileView file={file} warnings={store.warnings} highlight={node?.location?.line} /> : <p class="hint">Open a project first.</p>)}
+          (file ? <DockerfileView file={file} warnings={store.warnings} highlight={node?.location?.start_line} /> : <p class="hint">Open a project first.</p>)}
       </main>
       <footer class="status" data-testid="status-bar">
         <span class={connected ? 'ok' : 'bad'}>{connected ? 'connected' : 'disconnected'}</span>

@@ -67,6 +67,9 @@ export class HttpTransport implements Transport {
         response.status,
       );
     }
+    if (text && parsed === undefined) {
+      throw new ApiError('invalid_response', `Request \`${method} ${path}\` returned a response that is not JSON: is this a Strata workbench server?`, response.status);
+    }
     return parsed as T;
   }
 

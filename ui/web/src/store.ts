@@ -90,8 +90,8 @@ export class LiveStore {
         this.appendLog(event.vertex as string, event.stream === 'stderr', event.data as string);
         break;
       case 'warning': {
-        const location = event.location as { line?: number } | undefined;
-        this.warnings.push({ message: event.message as string, line: location?.line ?? null });
+        const location = event.location as { start_line?: number } | undefined;
+        this.warnings.push({ message: event.message as string, line: location?.start_line ?? null });
         break;
       }
       case 'build_finished':

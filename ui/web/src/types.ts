@@ -5,8 +5,8 @@ export type NodeState = 'queued' | 'running' | 'cached' | 'done' | 'failed' | 'c
 
 export interface SourceLocation {
   file: string;
-  line: number;
-  end_line?: number;
+  start_line: number;
+  end_line: number;
 }
 
 export interface DagNode {

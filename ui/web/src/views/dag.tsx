@@ -188,7 +188,7 @@ export function NodePanel(props: { node: DagNode; onClose: () => void; children?
           <>
             <dt>Dockerfile</dt>
             <dd>
-              {node.location.file}:{node.location.line}
+              {node.location.file}:{node.location.start_line}
             </dd>
           </>
         )}

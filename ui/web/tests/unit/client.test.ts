@@ -38,6 +38,14 @@ describe('HttpTransport', () => {
     expect(error.message).toContain('GET /api/history');
   });
 
+  it('rejects a successful response that is not JSON', async () => {
+    const fetchImpl = fakeFetch(200, '<!doctype html>');
+    const client = new Client(new HttpTransport('', 't', fetchImpl as typeof fetch));
+    const error = (await client.demos().catch((e: unknown) => e)) as ApiError;
+    expect(error.code).toBe('invalid_response');
+    expect(error.message).toContain('GET /api/demos');
+  });
+
   it('encodes ids and vertices in paths', async () => {
     const fetchImpl = fakeFetch(200, []);
     const client = new Client(new HttpTransport('', 't', fetchImpl as typeof fetch));

@@ -78,7 +78,7 @@ describe('LiveStore', () => {
   it('records warnings with lines and the build error', () => {
     const store = new LiveStore();
     store.apply([
-      event('warning', { message: 'Empty continuation line', location: { file: 'Dockerfile', line: 3 } }),
+      event('warning', { message: 'Empty continuation line', location: { file: 'Dockerfile', start_line: 3, end_line: 3 } }),
       event('build_finished', { success: false, error: 'step failed', duration_ms: 1 }),
       { type: 'counts', counts: { total: 1, running: 0, cached: 0, done: 0, failed: 1 }, finished: false },
       { type: 'idle' },
