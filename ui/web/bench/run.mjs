@@ -10,7 +10,7 @@ import { launch } from '../tests/e2e/browser.mjs';
 
 const STEPS = 500;
 const SECONDS = 10;
-const LINES_PER_SECOND = 10_000;
+const LINES_PER_SECOND = Number(process.env.BENCH_LINES ?? 10_000);
 const PORT = 47000 + Math.floor(Math.random() * 1000);
 
 const preview = spawn('npx', ['vite', 'preview', '--port', String(PORT), '--strictPort'], { stdio: 'ignore' });

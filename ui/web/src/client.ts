@@ -57,7 +57,7 @@ export class HttpTransport implements Transport {
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {
-      // A proxy or a crashed server can answer with plain text.
+      // A proxy or a crashed server can respond with plain text.
     }
     if (!response.ok) {
       const error = parsed as { code?: string; message?: string } | undefined;

@@ -1,6 +1,6 @@
 // Client-side state of the live build, fed by WebSocket frames. It only
 // stores what the server computed (nodes, layout, counts) plus the log
-// lines, and tells the view once per frame that something changed.
+// lines, and notifies listeners once per applied frame.
 
 import type { Counts, DagNode, Layout, LiveMessage, StampedEvent } from './types';
 
@@ -44,7 +44,7 @@ export class LiveStore {
     for (const listener of this.listeners) listener();
   }
 
-  /** Lines of one step, or of every step in arrival order when `vertex` is null. */
+  /** Log lines of one step, in arrival order. */
   linesOf(vertex: string): LogLine[] {
     return this.logs.get(vertex) ?? [];
   }
