@@ -43,6 +43,8 @@ enum Command {
     /// List, inspect, trace, explain and compare recorded builds
     #[command(subcommand)]
     History(commands::history::HistoryCommand),
+    /// Serve the workbench web UI on this machine
+    Ui(commands::ui::UiArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::Du(args) => commands::cache::du(root, args),
             Command::Prune(args) => commands::cache::prune(root, args),
             Command::Cache(command) => commands::cache::run(root, command),
+            Command::Ui(args) => commands::ui::run(root, args).await,
         }
     });
     match outcome {

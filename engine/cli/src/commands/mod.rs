@@ -4,6 +4,7 @@ pub mod check;
 pub mod debug;
 pub mod history;
 pub mod image;
+pub mod ui;
 
 use std::path::PathBuf;
 use strata_engine::{Engine, EngineOptions};

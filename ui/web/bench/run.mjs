@@ -1,0 +1,141 @@
+// Benchmark of the web UI in headless Chromium: a synthetic 500-step
+// build whose steps run one after another while a log streams 10,000 lines
+// per second into the open step's log view. Frames go straight into the
+// page's live store (the same path WebSocket frames take after parsing),
+// so the numbers measure rendering, not the network or the engine.
+//
+// Run: npm run build && node bench/run.mjs   (prints a Markdown table)
+import { spawn } from 'node:child_process';
+import { launch } from '../tests/e2e/browser.mjs';
+
+const STEPS = 500;
+const SECONDS = 10;
+const LINES_PER_SECOND = Number(process.env.BENCH_LINES ?? 10_000);
+const PORT = 47000 + Math.floor(Math.random() * 1000);
+
+const preview = spawn('npx', ['vite', 'preview', '--port', String(PORT), '--strictPort'], { stdio: 'ignore' });
+await new Promise((resolve) => setTimeout(resolve, 2500));
+
+const { context, close } = await launch();
+try {
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error('page error:', error.message));
+  await page.goto(`http://127.0.0.1:${PORT}/?token=bench`);
+  await page.waitForFunction(() => window.__strata);
+  await page.click('[data-testid="tab-build"]');
+
+  const result = await page.evaluate(
+    async ({ STEPS, SECONDS, LINES_PER_SECOND }) => {
+      const { store } = window.__strata;
+      const node = (i, state) => ({
+        id: `sha256:${String(i).padStart(64, '0')}`,
+        name: `[stage${Math.floor(i / 50)} ${i % 50}/50] RUN step ${i}`,
+        stage: `stage${Math.floor(i / 50)}`,
+        location: null,
+        inputs: i % 50 === 0 ? [] : [`sha256:${String(i - 1).padStart(64, '0')}`],
+        state,
+        started_ms: state === 'queued' ? null : i * 10,
+        finished_ms: state === 'done' ? i * 10 + 5 : null,
+        cache_key: null,
+        error: null,
+        reasons: [],
+        log_bytes: 0,
+      });
+      // A grid like the server's layout: ten stages side by side.
+      const boxes = Array.from({ length: STEPS }, (_, i) => ({
+        id: node(i).id, name: node(i).name, layer: i % 50,
+        x: Math.floor(i / 50) * 250, y: (i % 50) * 94, width: 220, height: 44,
+      }));
+      const edges = boxes.filter((_, i) => i % 50 !== 0).map((b, k) => ({
+        from: boxes[boxes.indexOf(b) - 1].id, to: b.id,
+        points: [[b.x + 110, b.y - 50], [b.x + 110, b.y]],
+      }));
+      store.apply([
+        { type: 'event', event: { v: 1, time: '', type: 'build_started', build_id: 'bench' } },
+        ...Array.from({ length: STEPS }, (_, i) => ({ type: 'node', node: node(i, 'queued') })),
+        { type: 'layout', layout: { nodes: boxes, edges, width: 2500, height: 4700 } },
+      ]);
+      await new Promise((r) => setTimeout(r, 500));
+      if (!document.querySelector('[data-node-id]')) return { error: document.body.innerHTML.slice(0, 500) };
+      document.querySelector(`[data-node-id="${boxes[0].id}"]`).dispatchEvent(new MouseEvent('click', { bubbles: true }));
+      await new Promise((r) => setTimeout(r, 200));
+
+      const frames = [];
+      const latencies = [];
+      let last = performance.now();
+      let running = true;
+      const tick = (now) => {
+        frames.push(now - last);
+        last = now;
+        if (running) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+
+      const start = performance.now();
+      let step = 0;
+      let line = 0;
+      const logVertex = boxes[0].id;
+      await new Promise((resolve) => {
+        const interval = setInterval(() => {
+          const elapsed = (performance.now() - start) / 1000;
+          const due = Math.floor(elapsed * LINES_PER_SECOND);
+          const text = [];
+          while (line < due) text.push(`line ${line++} of the synthetic log, some padding to look like compiler output`);
+          const messages = [{ type: 'event', event: { v: 1, time: '', type: 'log', vertex: logVertex, stream: line % 7 ? 'stdout' : 'stderr', data: text.join('\n') + '\n' } }];
+          const i = step++;
+          if (i < STEPS) {
+            const id = boxes[i].id;
+            const element = document.querySelector(`[data-node-id="${id}"]`);
+            const sent = performance.now();
+            const observer = new MutationObserver(() => {
+              if (element.getAttribute('data-state') === 'done') {
+                latencies.push(performance.now() - sent);
+                observer.disconnect();
+              }
+            });
+            observer.observe(element, { attributes: true, attributeFilter: ['data-state'] });
+            messages.push({ type: 'node', node: node(i, 'done') });
+          }
+          store.apply(messages);
+          if (elapsed >= SECONDS) {
+            clearInterval(interval);
+            resolve();
+          }
+        }, 10);
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      running = false;
+      const sorted = (values) => [...values].sort((a, b) => a - b);
+      const pct = (values, p) => sorted(values)[Math.min(values.length - 1, Math.floor(values.length * p))];
+      const steady = frames.slice(5);
+      return {
+        frames: steady.length,
+        frameMedian: pct(steady, 0.5),
+        frameP95: pct(steady, 0.95),
+        frameMax: pct(steady, 1),
+        latencyMedian: pct(latencies, 0.5),
+        latencyP95: pct(latencies, 0.95),
+        latencies: latencies.length,
+        lines: line,
+        heapMiB: performance.memory ? performance.memory.usedJSHeapSize / 1048576 : null,
+        domNodes: document.getElementsByTagName('*').length,
+      };
+    },
+    { STEPS, SECONDS, LINES_PER_SECOND },
+  );
+  if (result.error) throw new Error(`The graph did not render: ${result.error}`);
+  const f = (n) => (n == null ? 'n/a' : n.toFixed(1));
+  console.log(`| metric | value | target |
+| --- | --- | --- |
+| frame time, median | ${f(result.frameMedian)} ms | |
+| frame time, p95 | ${f(result.frameP95)} ms | < 16 ms |
+| frame time, max | ${f(result.frameMax)} ms | |
+| event to colour change, median | ${f(result.latencyMedian)} ms (${result.latencies} changes) | |
+| event to colour change, p95 | ${f(result.latencyP95)} ms | < 50 ms |
+| log lines streamed | ${result.lines} in ${SECONDS} s | 10,000/s |
+| JS heap after the stream | ${f(result.heapMiB)} MiB | |
+| DOM elements | ${result.domNodes} | |`);
+} finally {
+  await close();
+  preview.kill();
+}

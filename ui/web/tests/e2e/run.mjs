@@ -1,0 +1,106 @@
+// End-to-end test of `strata ui` with the real engine: run by
+// run-e2e.sh, which starts the server and sets STRATA_UI_URL.
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launch } from './browser.mjs';
+
+const url = process.env.STRATA_UI_URL;
+assert.ok(url, 'STRATA_UI_URL is not set: run tests through run-e2e.sh');
+const origin = new URL(url).origin;
+const token = new URL(url).searchParams.get('token');
+const artifacts = join(dirname(fileURLToPath(import.meta.url)), '..', 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+async function checkAccessControl() {
+  const missing = await fetch(`${origin}/api/status`);
+  assert.equal(missing.status, 401);
+  assert.equal((await missing.json()).code, 'missing_token');
+  const foreign = await fetch(`${origin}/api/status?token=${token}`, { headers: { origin: 'http://example.test' } });
+  assert.equal(foreign.status, 403);
+  assert.equal((await foreign.json()).code, 'forbidden_origin');
+  const bad = await fetch(`${origin}/api/projects/open?token=${token}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ path: '/nonexistent/project' }),
+  });
+  assert.equal(bad.status, 404);
+  assert.match((await bad.json()).message, /nonexistent\/project/);
+  console.log('ok access control and errors');
+}
+
+async function waitForResult(page) {
+  await page.waitForSelector('[data-testid="build-result"]', { timeout: 120_000 });
+  return page.textContent('[data-testid="build-result"]');
+}
+
+async function states(page) {
+  return page.$$eval('[data-node-id]', (nodes) => nodes.map((n) => n.getAttribute('data-state')));
+}
+
+async function run() {
+  await checkAccessControl();
+  const { context, close } = await launch();
+  try {
+    const page = await context.newPage();
+    page.on('pageerror', (error) => console.error('page error:', error.message));
+    await page.goto(url);
+
+    await page.click('[data-testid="demo-steps"]');
+    await page.waitForSelector('[data-testid="build"]');
+    await page.screenshot({ path: join(artifacts, '01-project.png') });
+    console.log('ok demo opened');
+
+    await page.click('[data-testid="build"]');
+    await page.waitForSelector('[data-node-id][data-state="running"]', { timeout: 60_000 });
+    await page.screenshot({ path: join(artifacts, '02-running.png') });
+    assert.match(await waitForResult(page), /succeeded/);
+    const first = await states(page);
+    assert.ok(first.includes('done'), `expected done nodes, got ${first}`);
+    await page.screenshot({ path: join(artifacts, '03-done.png') });
+    console.log('ok first build done');
+
+    await page.click('[data-testid="tab-project"]');
+    await page.click('[data-testid="build"]');
+    await page.waitForFunction(() => window.__strata.store.running === false && window.__strata.store.finished === true, null, { timeout: 60_000 });
+    await page.waitForSelector('[data-node-id][data-state="cached"]');
+    const second = await states(page);
+    assert.ok(!second.includes('done') || second.filter((s) => s === 'cached').length > 0, `expected cached nodes, got ${second}`);
+    await page.screenshot({ path: join(artifacts, '04-cached.png') });
+    console.log('ok rebuild cached');
+
+    await page.click('[data-testid="tab-project"]');
+    await page.selectOption('[data-testid="target"]', 'broken');
+    await page.click('[data-testid="build"]');
+    await page.waitForSelector('[data-node-id][data-state="failed"]', { timeout: 60_000 });
+    assert.match(await waitForResult(page), /failed/);
+    await page.click('[data-node-id][data-state="failed"]');
+    await page.waitForSelector('[data-testid="node-panel"]');
+    await page.waitForFunction(() => document.querySelector('[data-testid="log-lines"]')?.textContent?.includes('failure detail'));
+    const stderr = await page.$$eval('.log-line.stderr', (lines) => lines.map((l) => l.textContent));
+    assert.ok(stderr.some((l) => l.includes('failure detail')), `stderr line not marked: ${stderr}`);
+    await page.fill('.log input', 'about');
+    assert.match(await page.textContent('[data-testid="log-hits"]'), /^1 matches/);
+    await page.screenshot({ path: join(artifacts, '05-failed-log.png') });
+    console.log('ok failing step log');
+
+    await page.click('[data-testid="tab-history"]');
+    await page.waitForSelector('[data-testid="history"] tbody tr:nth-child(3)');
+    await page.screenshot({ path: join(artifacts, '06-history.png') });
+    console.log('ok history lists three builds');
+
+    await page.click('[data-testid="tab-cache"]');
+    await page.click('[data-testid="prune-dry-run"]');
+    await page.waitForSelector('[data-testid="cache-message"], [data-testid="prune-preview"]');
+    await page.screenshot({ path: join(artifacts, '07-cache.png') });
+    console.log('ok prune dry run');
+  } finally {
+    await close();
+  }
+}
+
+run().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { LiveStore, formatBytes, formatDuration, searchLines } from '../../src/store';
+import type { DagNode, LiveMessage } from '../../src/types';
+
+function node(id: string, state: DagNode['state']): DagNode {
+  return {
+    id,
+    name: `RUN ${id}`,
+    stage: null,
+    location: null,
+    inputs: [],
+    state,
+    started_ms: null,
+    finished_ms: null,
+    cache_key: null,
+    error: null,
+    reasons: [],
+    log_bytes: 0,
+  };
+}
+
+const event = (type: string, fields: Record<string, unknown> = {}): LiveMessage => ({
+  type: 'event',
+  event: { v: 1, time: '2026-01-01T00:00:00Z', type, ...fields },
+});
+
+describe('LiveStore', () => {
+  it('replaces changed nodes and keeps others by identity', () => {
+    const store = new LiveStore();
+    store.apply([event('build_started', { build_id: 'b1' }), { type: 'node', node: node('a', 'queued') }, { type: 'node', node: node('b', 'queued') }]);
+    const before = store.nodes.get('b');
+    store.apply([{ type: 'node', node: node('a', 'running') }]);
+    expect(store.nodes.get('a')?.state).toBe('running');
+    expect(store.nodes.get('b')).toBe(before);
+    expect(store.buildId).toBe('b1');
+    expect(store.running).toBe(true);
+  });
+
+  it('splits log chunks into lines per stream', () => {
+    const store = new LiveStore();
+    store.apply([
+      event('log', { vertex: 'v', stream: 'stdout', data: 'one\ntw' }),
+      event('log', { vertex: 'v', stream: 'stderr', data: 'oops\n' }),
+      event('log', { vertex: 'v', stream: 'stdout', data: 'o\n' }),
+    ]);
+    expect(store.linesOf('v')).toEqual([
+      { text: 'one', stderr: false },
+      { text: 'oops', stderr: true },
+      { text: 'two', stderr: false },
+    ]);
+  });
+
+  it('flushes a last line without newline', () => {
+    const store = new LiveStore();
+    store.apply([event('log', { vertex: 'v', stream: 'stdout', data: 'tail' })]);
+    expect(store.linesOf('v')).toEqual([]);
+    store.flushPartial();
+    expect(store.linesOf('v')).toEqual([{ text: 'tail', stderr: false }]);
+  });
+
+  it('resets on a snapshot and on a new build', () => {
+    const store = new LiveStore();
+    store.apply([event('log', { vertex: 'v', stream: 'stdout', data: 'x\n' }), { type: 'node', node: node('a', 'done') }]);
+    store.apply([
+      {
+        type: 'snapshot',
+        running: false,
+        model: { build_id: 'b2', nodes: [node('c', 'cached')], finished: true, duration_ms: 5, version: 3 },
+        layout: { nodes: [], edges: [], width: 0, height: 0 },
+        counts: { total: 1, running: 0, cached: 1, done: 0, failed: 0 },
+      },
+    ]);
+    expect([...store.nodes.keys()]).toEqual(['c']);
+    expect(store.linesOf('v')).toEqual([]);
+    expect(store.finished).toBe(true);
+  });
+
+  it('records warnings with lines and the build error', () => {
+    const store = new LiveStore();
+    store.apply([
+      event('warning', { message: 'Empty continuation line', location: { file: 'Dockerfile', start_line: 3, end_line: 3 } }),
+      event('build_finished', { success: false, error: 'step failed', duration_ms: 1 }),
+      { type: 'counts', counts: { total: 1, running: 0, cached: 0, done: 0, failed: 1 }, finished: false },
+      { type: 'idle' },
+    ]);
+    expect(store.warnings).toEqual([{ message: 'Empty continuation line', line: 3 }]);
+    expect(store.error).toBe('step failed');
+    expect(store.finished).toBe(false);
+    expect(store.running).toBe(false);
+  });
+
+  it('notifies listeners once per frame', () => {
+    const store = new LiveStore();
+    let calls = 0;
+    store.onChange(() => (calls += 1));
+    store.apply([{ type: 'node', node: node('a', 'queued') }, { type: 'node', node: node('b', 'queued') }]);
+    expect(calls).toBe(1);
+  });
+});
+
+describe('helpers', () => {
+  it('searches lines case-insensitively', () => {
+    const lines = [
+      { text: 'Error here', stderr: true },
+      { text: 'fine', stderr: false },
+      { text: 'another error', stderr: false },
+    ];
+    expect(searchLines(lines, 'ERROR')).toEqual([0, 2]);
+    expect(searchLines(lines, '')).toEqual([]);
+  });
+
+  it('formats durations and sizes', () => {
+    expect(formatDuration(850)).toBe('850 ms');
+    expect(formatDuration(1500)).toBe('1.5 s');
+    expect(formatDuration(125_000)).toBe('2 m 5 s');
+    expect(formatBytes(512)).toBe('512 B');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+  });
+});
