@@ -211,6 +211,12 @@ fn walk(
             {
                 roots.push(target);
             }
+            // An entry re-included by a `!` exception under an excluded
+            // directory still needs its parent directories in the mirror.
+            let parent = relative.rsplit_once('/').map_or("", |(parent, _)| parent);
+            if !entries.contains_key(parent) {
+                add_parents(dir, &relative, &mut entries)?;
+            }
             entries.insert(relative, entry_of(&metadata, link)?);
         }
     }
@@ -346,7 +352,11 @@ fn apply(
 
     let mut index = BTreeMap::new();
     for (path, mut entry) in walked {
-        if let Some(previous) = old.get(&path).filter(|previous| previous.unchanged(&entry)) {
+        // The mirror copy must still exist: an earlier sync, or a process
+        // killed mid-sync, may have removed it while the index kept it.
+        let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
+        let reusable = old.get(&path).filter(|previous| previous.unchanged(&entry) && mirrored(&path));
+        if let Some(previous) = reusable {
             entry.digest = previous.digest.clone();
             index.insert(path, entry);
             continue;
