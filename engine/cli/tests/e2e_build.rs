@@ -174,13 +174,27 @@ fn independent_stages_overlap_in_time() {
     let time_of = |kind: &str, needle: &str| {
         let event = events
             .iter()
-            .find(|e| e["type"] == kind && names.get(e["vertex"].as_str().unwrap_or("")).is_some_and(|n| n.contains(needle)))
+            .find(|e| {
+                e["type"] == kind
+                    && names
+                        .get(e["vertex"].as_str().unwrap_or(""))
+                        .is_some_and(|n| n.contains(needle))
+            })
             .unwrap_or_else(|| panic!("no {kind} event for {needle}"));
         chrono::DateTime::parse_from_rfc3339(event["time"].as_str().unwrap()).unwrap()
     };
-    let (a_start, a_end) = (time_of("vertex_started", "[a 2/2]"), time_of("vertex_completed", "[a 2/2]"));
-    let (b_start, b_end) = (time_of("vertex_started", "[b 2/2]"), time_of("vertex_completed", "[b 2/2]"));
-    assert!(a_start < b_end && b_start < a_end, "the two RUN steps did not overlap: a {a_start}..{a_end}, b {b_start}..{b_end}");
+    let (a_start, a_end) = (
+        time_of("vertex_started", "[a 2/2]"),
+        time_of("vertex_completed", "[a 2/2]"),
+    );
+    let (b_start, b_end) = (
+        time_of("vertex_started", "[b 2/2]"),
+        time_of("vertex_completed", "[b 2/2]"),
+    );
+    assert!(
+        a_start < b_end && b_start < a_end,
+        "the two RUN steps did not overlap: a {a_start}..{a_end}, b {b_start}..{b_end}"
+    );
 }
 
 /// Lists the files a `COPY . /c/` saw, by building and exporting.
@@ -189,7 +203,10 @@ fn copied_files(store: &TestStore, ctx: &std::path::Path) -> Vec<String> {
     let spec = format!("type=local,dest={}", out.path().display());
     assert_success(&store.build(ctx, &["--output", &spec]));
     let root = out.path().join("c");
-    let mut files: Vec<String> = walkdir(&root).into_iter().map(|p| p.strip_prefix(&root).unwrap().display().to_string()).collect();
+    let mut files: Vec<String> = walkdir(&root)
+        .into_iter()
+        .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
     files.sort();
     files
 }
@@ -198,7 +215,11 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.is_dir() { files.extend(walkdir(&path)) } else { files.push(path) }
+        if path.is_dir() {
+            files.extend(walkdir(&path))
+        } else {
+            files.push(path)
+        }
     }
     files
 }
@@ -206,15 +227,32 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn dockerignore_exceptions_survive_rebuilds() {
     let store = TestStore::new();
-    let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY . /c/\n"), ("keep/a", ""), ("keep/sub/b", ""), ("drop/c", "")]);
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY . /c/\n"),
+        ("keep/a", ""),
+        ("keep/sub/b", ""),
+        ("drop/c", ""),
+    ]);
     let all = ["Dockerfile", "drop/c", "keep/a", "keep/sub/b"];
     assert_eq!(copied_files(&store, ctx.path()), all);
 
     std::fs::write(ctx.path().join(".dockerignore"), "keep/**\n!keep/sub/b\n").unwrap();
-    assert_eq!(copied_files(&store, ctx.path()), [".dockerignore", "Dockerfile", "drop/c", "keep/sub/b"]);
+    assert_eq!(
+        copied_files(&store, ctx.path()),
+        [".dockerignore", "Dockerfile", "drop/c", "keep/sub/b"]
+    );
 
     std::fs::write(ctx.path().join(".dockerignore"), "drop\n!drop/c\n").unwrap();
-    assert_eq!(copied_files(&store, ctx.path()), [".dockerignore", "Dockerfile", "drop/c", "keep/a", "keep/sub/b"]);
+    assert_eq!(
+        copied_files(&store, ctx.path()),
+        [
+            ".dockerignore",
+            "Dockerfile",
+            "drop/c",
+            "keep/a",
+            "keep/sub/b"
+        ]
+    );
 
     std::fs::remove_file(ctx.path().join(".dockerignore")).unwrap();
     assert_eq!(copied_files(&store, ctx.path()), all);

@@ -11,7 +11,8 @@ use std::process::Command;
 /// Returns the Debian rootfs tarball that `installer/setup.sh` caches,
 /// building it (about a minute) when it is missing.
 fn debian_rootfs() -> PathBuf {
-    let cache = std::env::var_os("STRATA_CACHE_DIR").map_or_else(|| PathBuf::from("/var/cache/strata"), PathBuf::from);
+    let cache = std::env::var_os("STRATA_CACHE_DIR")
+        .map_or_else(|| PathBuf::from("/var/cache/strata"), PathBuf::from);
     let tarball = cache.join("debian-bookworm-rootfs.tar");
     if !tarball.exists() {
         let setup = repo_root().join("installer/setup.sh");
@@ -21,7 +22,10 @@ fn debian_rootfs() -> PathBuf {
             .env("STRATA_CACHE_DIR", &cache)
             .status()
             .unwrap();
-        assert!(status.success(), "installer/setup.sh failed to build the Debian rootfs");
+        assert!(
+            status.success(),
+            "installer/setup.sh failed to build the Debian rootfs"
+        );
     }
     tarball
 }
@@ -55,7 +59,10 @@ fn hello_demo_builds_loads_and_rebuilds_precisely() {
         "--change",
         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     ]));
-    let ctx = tempfile::Builder::new().prefix("strata-demo-").tempdir_in("/var/tmp").unwrap();
+    let ctx = tempfile::Builder::new()
+        .prefix("strata-demo-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     copy_demo(ctx.path());
 
     // First build, exported for docker load.
@@ -65,15 +72,25 @@ fn hello_demo_builds_loads_and_rebuilds_precisely() {
     let (output, events) = store.build_events(ctx.path(), &["--output", &spec]);
     assert_success(&output);
     let log = stderr(&output);
-    assert!(!log.contains("this stage is not needed"), "the unused stage ran");
+    assert!(
+        !log.contains("this stage is not needed"),
+        "the unused stage ran"
+    );
     let queued = vertex_names_with(&events, "vertex_queued");
-    assert!(!queued.iter().any(|n| n.contains("broken")), "the unused stage was scheduled: {queued:?}");
+    assert!(
+        !queued.iter().any(|n| n.contains("broken")),
+        "the unused stage was scheduled: {queued:?}"
+    );
 
     if let Some(host) = docker_host() {
         assert_success(&docker(&host, &["load", "-i", tarball.to_str().unwrap()]));
         let run = docker(&host, &["run", "--rm", "--network", "none", &name]);
         assert_success(&run);
-        assert!(String::from_utf8_lossy(&run.stdout).starts_with("Hello, Strata!"), "{:?}", run);
+        assert!(
+            String::from_utf8_lossy(&run.stdout).starts_with("Hello, Strata!"),
+            "{:?}",
+            run
+        );
         let _ = docker(&host, &["image", "rm", "-f", &name]);
     } else {
         eprintln!("note: no private dockerd; the load-and-run half of this test did not run");
@@ -96,13 +113,22 @@ fn hello_demo_builds_loads_and_rebuilds_precisely() {
 
     // Editing the C source re-runs the copy, the compile and what follows,
     // but not apt-get.
-    let edited = String::from_utf8(bytes).unwrap().replace("Hello, %s!", "Hello again, %s!");
+    let edited = String::from_utf8(bytes)
+        .unwrap()
+        .replace("Hello, %s!", "Hello again, %s!");
     std::fs::write(&source, edited).unwrap();
     let (output, events) = store.build_events(ctx.path(), &[]);
     assert_success(&output);
     let ran = ran_steps(&events);
-    assert_eq!(ran.len(), 3, "expected COPY, RUN gcc and COPY --from to run: {ran:?}");
+    assert_eq!(
+        ran.len(),
+        3,
+        "expected COPY, RUN gcc and COPY --from to run: {ran:?}"
+    );
     assert!(ran.iter().any(|n| n.contains("COPY hello.c")), "{ran:?}");
     assert!(ran.iter().any(|n| n.contains("RUN gcc")), "{ran:?}");
-    assert!(ran.iter().any(|n| n.contains("COPY --from=build")), "{ran:?}");
+    assert!(
+        ran.iter().any(|n| n.contains("COPY --from=build")),
+        "{ran:?}"
+    );
 }

@@ -355,7 +355,9 @@ fn apply(
         // The mirror copy must still exist: an earlier sync, or a process
         // killed mid-sync, may have removed it while the index kept it.
         let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
-        let reusable = old.get(&path).filter(|previous| previous.unchanged(&entry) && mirrored(&path));
+        let reusable = old
+            .get(&path)
+            .filter(|previous| previous.unchanged(&entry) && mirrored(&path));
         if let Some(previous) = reusable {
             entry.digest = previous.digest.clone();
             index.insert(path, entry);

@@ -13,6 +13,7 @@ mod mode;
 pub mod mount;
 mod mounts;
 mod paths;
+mod recover;
 pub mod runc;
 mod spec;
 mod ssh;

@@ -48,6 +48,11 @@ impl Worker {
             runc: config.runc,
             state_root: config.state_dir.join("runc"),
         };
+        crate::recover::remove_leftovers(
+            &executor.runc,
+            &executor.state_root,
+            &config.state_dir.join("mounts"),
+        );
         Worker {
             store,
             executor,
