@@ -49,6 +49,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Wrapped diagnostics split values and paths across lines, which makes
+    // them hard to search for and to copy.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("STRATA_LOG"))
         .with_writer(std::io::stderr)
