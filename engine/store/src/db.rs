@@ -145,6 +145,12 @@ fn migrate(conn: &mut Connection) -> Result<()> {
              upgrade strata or point `STRATA_ROOT` at another directory"
         );
     }
+    if current == newest {
+        // Nothing to write, so a store on a full disk still opens and
+        // `strata prune` can free space.
+        tx.rollback()?;
+        return Ok(());
+    }
     for migration in &MIGRATIONS[current as usize..] {
         tx.execute_batch(migration)?;
     }
