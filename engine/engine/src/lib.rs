@@ -4,6 +4,7 @@
 
 mod backend;
 mod build;
+pub mod cache;
 
 pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::progress::{ProgressMode, render_failure, spawn_renderer};
+use strata_engine::cache::{CacheExport, CacheImport};
 use strata_engine::{BuildError, BuildRequest, DockerfileSource};
 use strata_exporter::OutputSpec;
 use strata_llb::Platform;
@@ -49,6 +50,15 @@ pub struct BuildArgs {
     /// Maximum number of steps running at once (default: the CPU count)
     #[arg(long)]
     pub max_parallel: Option<usize>,
+    /// Reach registry `HOST[:PORT]` over plain HTTP; only loopback hosts are accepted (repeatable)
+    #[arg(long = "allow-insecure-registry", value_name = "HOST")]
+    pub allow_insecure_registry: Vec<String>,
+    /// Cache export, such as `type=local,dest=DIR` or `type=registry,ref=REF,mode=max` (repeatable)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Cache import, such as `type=local,src=DIR` or `type=registry,ref=REF` (repeatable)
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,6 +124,17 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
     let mut request = args.definition.request()?;
     request.tags = args.tags.clone();
     request.no_cache = args.no_cache;
+    request.insecure_registries = args.allow_insecure_registry.clone();
+    for spec in &args.cache_to {
+        request
+            .cache_to
+            .push(CacheExport::parse(spec).map_err(anyhow::Error::msg)?);
+    }
+    for spec in &args.cache_from {
+        request
+            .cache_from
+            .push(CacheImport::parse(spec).map_err(anyhow::Error::msg)?);
+    }
     for spec in &args.outputs {
         request.outputs.push(
             OutputSpec::parse(spec)

@@ -1,0 +1,254 @@
+//! Pull and push against a private registry on 127.0.0.1, plain and with
+//! TLS plus htpasswd auth.
+
+mod common;
+mod registry_support;
+
+use common::{TestStore, assert_success, context, stderr};
+use registry_support::{PASSWORD, TestRegistry, USER};
+
+const APP: &str = "FROM busybox\nRUN echo pushed > /hello\n";
+
+/// Builds [`APP`] in `store` and pushes it as `image` (`repo:tag`).
+fn push(
+    store: &TestStore,
+    registry: &TestRegistry,
+    image: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let ctx = context(&[("Dockerfile", APP)]);
+    let output = format!("type=image,name={}/{image},push=true", registry.host);
+    let mut args = vec!["--output", output.as_str()];
+    if !registry.tls {
+        args.extend(["--allow-insecure-registry", registry.host.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    store.build(ctx.path(), &args)
+}
+
+#[test]
+fn push_then_pull_plain_http() {
+    let registry = TestRegistry::plain();
+    let first = TestStore::new();
+    assert_success(&push(&first, &registry, "team/app:v1", &[]));
+
+    let manifest = registry.raw_manifest("team/app:v1");
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    // A second store has busybox but not the app: it pulls it.
+    let second = TestStore::new();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM {}/team/app:v1\nRUN cat /hello > /copy\n",
+            registry.host
+        ),
+    )]);
+    let out = second.build(ctx.path(), &["--allow-insecure-registry", &registry.host]);
+    assert_success(&out);
+    let images = String::from_utf8_lossy(&second.strata(&["image", "ls"]).stdout).into_owned();
+    assert!(
+        images.contains("team/app"),
+        "pulled image missing from `image ls`:\n{images}"
+    );
+}
+
+#[test]
+fn fresh_tag_needs_no_registry() {
+    let mut registry = TestRegistry::plain();
+    let store = TestStore::new();
+    assert_success(&push(&store, &registry, "ttl/app:v1", &[]));
+    let puller = TestStore::new();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {}/ttl/app:v1\nRUN true\n", registry.host),
+    )]);
+    let insecure = ["--allow-insecure-registry", registry.host.as_str()];
+    assert_success(&puller.build(ctx.path(), &insecure));
+
+    // Inside the freshness window the build does not contact the registry.
+    registry.stop();
+    let again = puller.build(ctx.path(), &insecure);
+    assert_success(&again);
+
+    // Past it, a failed check falls back to the local copy.
+    let stale = puller
+        .command()
+        .env("STRATA_RESOLVE_TTL", "0")
+        .args([
+            "build",
+            "--progress",
+            "plain",
+            "--allow-insecure-registry",
+            &registry.host,
+        ])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_success(&stale);
+}
+
+#[test]
+fn plain_http_needs_opt_in() {
+    let registry = TestRegistry::plain();
+    let store = TestStore::new();
+    let ctx = context(&[("Dockerfile", APP)]);
+    let output = format!("type=image,name={}/a/b:v1,push=true", registry.host);
+    let out = store.build(ctx.path(), &["--output", &output]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("--allow-insecure-registry"), "{text}");
+
+    let pull = context(&[("Dockerfile", &format!("FROM {}/a/b:v1\n", registry.host))]);
+    let out = store.build(pull.path(), &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("registry.insecure=true"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn insecure_only_for_loopback() {
+    let store = TestStore::new();
+    let ctx = context(&[("Dockerfile", "FROM busybox\n")]);
+    let out = store.build(ctx.path(), &["--allow-insecure-registry", "192.0.2.1:5000"]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("`192.0.2.1:5000`"), "{text}");
+    assert!(
+        text.contains("only for registries on this machine"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tls_and_login() {
+    let registry = TestRegistry::tls_auth();
+    let store = TestStore::new();
+    let certs = registry.certs_dir();
+    let login = registry.docker_config(USER, PASSWORD);
+    let wrong = registry.docker_config(USER, "wrong");
+    let ctx = context(&[("Dockerfile", APP)]);
+    let output = format!("type=image,name={}/secure/app:v1,push=true", registry.host);
+    let build = |config: Option<&std::path::Path>| {
+        let mut command = store.command();
+        command.env("STRATA_REGISTRY_CERTS_DIR", &certs);
+        match config {
+            Some(dir) => command.env("DOCKER_CONFIG", dir),
+            None => command.env("DOCKER_CONFIG", registry.dir.path().join("none")),
+        };
+        command
+            .args(["build", "--progress", "plain", "--output", &output])
+            .arg(ctx.path())
+            .output()
+            .unwrap()
+    };
+
+    let anonymous = build(None);
+    assert!(!anonymous.status.success());
+    assert!(
+        stderr(&anonymous).contains("requires a login"),
+        "{}",
+        stderr(&anonymous)
+    );
+
+    let rejected = build(Some(&wrong));
+    assert!(!rejected.status.success());
+    assert!(
+        stderr(&rejected).contains("rejected the credentials"),
+        "{}",
+        stderr(&rejected)
+    );
+    assert!(
+        !stderr(&rejected).contains("wrong"),
+        "the password leaked into the output"
+    );
+
+    assert_success(&build(Some(&login)));
+    assert_eq!(
+        registry.raw_manifest("secure/app:v1")["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Without the CA the certificate is not trusted.
+    let untrusted = store
+        .command()
+        .env("DOCKER_CONFIG", &login)
+        .env(
+            "STRATA_REGISTRY_CERTS_DIR",
+            registry.dir.path().join("none"),
+        )
+        .args(["build", "--progress", "plain", "--output", &output])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(!untrusted.status.success());
+    assert!(
+        stderr(&untrusted).contains("Failed to reach registry"),
+        "{}",
+        stderr(&untrusted)
+    );
+}
+
+#[test]
+fn push_mounts_and_skips_known_blobs() {
+    let registry = TestRegistry::plain();
+    let store = TestStore::new();
+    let first = push(&store, &registry, "one/app:v1", &[]);
+    assert_success(&first);
+    assert!(
+        stderr(&first).contains("3 blobs uploaded, 0 mounted, 0 already present"),
+        "{}",
+        stderr(&first)
+    );
+
+    let again = push(&store, &registry, "one/app:v2", &[]);
+    assert_success(&again);
+    assert!(
+        stderr(&again).contains("0 blobs uploaded, 0 mounted, 3 already present"),
+        "{}",
+        stderr(&again)
+    );
+
+    let other = push(&store, &registry, "two/app:v1", &[]);
+    assert_success(&other);
+    assert!(
+        stderr(&other).contains("0 blobs uploaded, 3 mounted, 0 already present"),
+        "{}",
+        stderr(&other)
+    );
+}
+
+#[test]
+fn pushed_image_runs_in_docker() {
+    let Some(host) = common::docker_host() else {
+        eprintln!("note: skipping, the private dockerd is not available");
+        return;
+    };
+    let registry = TestRegistry::plain();
+    let store = TestStore::new();
+    assert_success(&push(&store, &registry, "run/app:v1", &[]));
+    let image = format!("{}/run/app:v1", registry.host);
+    let pulled = common::docker(&host, &["pull", &image]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let ran = common::docker(&host, &["run", "--rm", &image, "cat", "/hello"]);
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "pushed");
+}
