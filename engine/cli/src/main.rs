@@ -30,9 +30,19 @@ enum Command {
     /// Manage images in the local store
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Show the disk usage of the build cache
+    Du(commands::cache::DuArgs),
+    /// Delete unused build cache
+    Prune(commands::cache::PruneArgs),
+    /// Pin or unpin build cache records
+    #[command(subcommand)]
+    Cache(commands::cache::CacheCommand),
     /// Inspect how Strata reads its inputs
     #[command(subcommand)]
     Debug(commands::debug::DebugCommand),
+    /// List, inspect, trace, explain and compare recorded builds
+    #[command(subcommand)]
+    History(commands::history::HistoryCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +68,10 @@ fn main() -> ExitCode {
             Command::DumpLlb(args) => commands::build::dump_llb(root, args).await,
             Command::Image(command) => commands::image::run(root, command),
             Command::Debug(command) => commands::debug::run(command),
+            Command::History(command) => commands::history::run(root, command).await,
+            Command::Du(args) => commands::cache::du(root, args),
+            Command::Prune(args) => commands::cache::prune(root, args),
+            Command::Cache(command) => commands::cache::run(root, command),
         }
     });
     match outcome {

@@ -12,7 +12,7 @@ use strata_llb::{Digest, SourceOp, Vertex};
 use strata_solver::{Backend, Event, EventSink, ResultRef, Selector, SourceResult, VertexContext};
 use strata_source::context::{ContextLease, ContextSource, SyncRequest};
 use strata_source::load_image;
-use strata_store::Store;
+use strata_store::{Lease, Store};
 use strata_worker::Worker;
 
 /// A named local directory the build may read (`local://NAME`).
@@ -33,6 +33,9 @@ pub(crate) struct BuildBackend {
     pub events: EventSink,
     /// Every cache key looked up or saved, in order, for `--cache-to`.
     pub keys: Mutex<Vec<Digest>>,
+    /// Keeps every snapshot the build reads or produces from garbage
+    /// collection. It must outlive the context locks above.
+    pub lease: Arc<Lease>,
 }
 
 impl BuildBackend {
@@ -67,6 +70,8 @@ impl BuildBackend {
             follow_paths: &follow_paths,
         };
         let lease = ContextSource::new(self.store.clone()).sync(&request)?;
+        self.store.update_context_size(&lease.snapshot)?;
+        self.lease.add(&lease.snapshot)?;
         let stats = &lease.stats;
         cx.events.emit(Event::Progress {
             vertex: Some(cx.vertex.clone()),
@@ -92,7 +97,13 @@ impl BuildBackend {
 impl Backend for BuildBackend {
     async fn load_source(&self, op: &SourceOp, cx: &VertexContext) -> anyhow::Result<SourceResult> {
         match op.scheme() {
-            ("docker-image", reference) => load_image(&self.store, reference),
+            ("docker-image", reference) => {
+                let loaded = load_image(&self.store, reference)?;
+                if let Some(snapshot) = &loaded.result.snapshot {
+                    self.lease.add(snapshot)?;
+                }
+                Ok(loaded)
+            }
             ("local", name) => {
                 // The sync is disk-bound; keep it off the scheduler's threads.
                 tokio::task::block_in_place(|| self.load_local(name, op, cx))
@@ -114,7 +125,7 @@ impl Backend for BuildBackend {
 
     async fn cache_lookup(&self, key: &Digest) -> anyhow::Result<Option<ResultRef>> {
         self.record_key(key);
-        if let Some(snapshot) = self.store.cache_get(key)? {
+        if let Some(snapshot) = self.lease.cache_get(key)? {
             return Ok(Some(ResultRef { snapshot }));
         }
         let Some(imports) = &self.imports else {
@@ -122,6 +133,9 @@ impl Backend for BuildBackend {
         };
         match imports.lookup(&self.store, key).await {
             Ok(Some((source, snapshot))) => {
+                if let Some(id) = &snapshot {
+                    self.lease.add(id)?;
+                }
                 self.store.cache_put(key, snapshot.as_deref())?;
                 self.events.emit(Event::CacheImported {
                     key: key.clone(),
@@ -152,6 +166,10 @@ impl Backend for BuildBackend {
         inputs: &[ResultRef],
         cx: &VertexContext,
     ) -> anyhow::Result<ResultRef> {
-        self.worker.execute(vertex, inputs, cx).await
+        let result = self.worker.execute(vertex, inputs, cx).await?;
+        if let Some(snapshot) = &result.snapshot {
+            self.lease.add(snapshot)?;
+        }
+        Ok(result)
     }
 }

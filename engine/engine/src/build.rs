@@ -133,9 +133,19 @@ impl Engine {
         }
 
         let mut progress = Progress::default();
-        let outcome = self
-            .build_inner(request, &events, cancel, &mut progress)
-            .await;
+        let outcome = match self.store.lease(Some(&record.id)) {
+            Ok(lease) => {
+                let lease = Arc::new(lease);
+                let outcome = self
+                    .build_inner(request, &events, cancel, &mut progress, &lease)
+                    .await;
+                // Every context lock is gone with the backend, so the lease
+                // can go: nothing of this build is in use any more.
+                drop(lease);
+                outcome
+            }
+            Err(error) => Err(BuildError::Environment(error)),
+        };
 
         record.finished = Some(chrono::Utc::now());
         record.status = match &outcome {
@@ -150,9 +160,22 @@ impl Engine {
             .and_then(|d| serde_json::to_value(d).ok());
         record.context_files = progress.context_files;
         if let Ok(result) = &outcome {
-            record.result = Some(
-                serde_json::json!({ "snapshot": result.result.snapshot, "exports": result.exports.len() }),
-            );
+            let exports: Vec<serde_json::Value> = request
+                .outputs
+                .iter()
+                .zip(&result.exports)
+                .map(|(output, report)| {
+                    serde_json::json!({
+                        "output": output.to_string(),
+                        "manifest": report.manifest,
+                        "config": report.config,
+                        "layers": report.layers,
+                        "bytes": report.bytes,
+                    })
+                })
+                .collect();
+            record.result =
+                Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": exports }));
         }
 
         let snapshot = recorded.lock().expect("event recorder lock").clone();
@@ -180,6 +203,7 @@ impl Engine {
                 tracing::warn!("failed to apply history retention: {error:#}");
             }
         }
+        self.collect_garbage().await;
         outcome
     }
 
@@ -194,6 +218,7 @@ impl Engine {
         events: &EventSink,
         cancel: &CancellationToken,
         progress: &mut Progress,
+        lease: &Arc<strata_store::Lease>,
     ) -> Result<BuildResult, BuildError> {
         let conversion = self.load_definition(request, events).await?;
         progress.definition = Some(conversion.definition.clone());
@@ -229,6 +254,7 @@ impl Engine {
             imports: imports.clone(),
             events: events.clone(),
             keys: Mutex::new(Vec::new()),
+            lease: lease.clone(),
         });
         let options = SolveOptions {
             max_parallel: self.max_parallel,
@@ -506,8 +532,17 @@ impl BuildRequest {
     /// The request as the build history keeps it.
     pub fn summary(&self) -> RequestSummary {
         let dockerfile = match &self.dockerfile {
-            DockerfileSource::Default => self.context.join("Dockerfile").display().to_string(),
-            DockerfileSource::Path(path) => path.display().to_string(),
+            DockerfileSource::Default => {
+                let path = self.context.join("Dockerfile");
+                std::fs::canonicalize(&path)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string()
+            }
+            DockerfileSource::Path(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
             DockerfileSource::Inline { name, .. } => name.clone(),
         };
         let context = std::fs::canonicalize(&self.context).unwrap_or_else(|_| self.context.clone());

@@ -5,8 +5,10 @@
 mod backend;
 mod build;
 pub mod cache;
+mod gc;
 
 pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
+pub use gc::KEEP_STORAGE_ENV;
 
 use anyhow::Context;
 use std::path::PathBuf;
@@ -28,10 +30,12 @@ pub struct Engine {
     store: Arc<Store>,
     worker: Arc<Worker>,
     max_parallel: usize,
+    auto_gc: gc::AutoGc,
 }
 
 impl Engine {
     pub fn open(options: EngineOptions) -> anyhow::Result<Engine> {
+        let auto_gc = gc::AutoGc::from_env()?;
         let root = options.root.unwrap_or_else(Store::default_root);
         let store = Store::open(&root)
             .with_context(|| format!("Failed to open the store at `{}`", root.display()))?;
@@ -43,6 +47,7 @@ impl Engine {
             store,
             worker,
             max_parallel,
+            auto_gc,
         })
     }
 

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS history_events (
 );
 ";
 
+/// Version of the file [`HistoryDb::export`] writes.
+const EXPORT_FORMAT_VERSION: u64 = 1;
+
 /// How many records to keep. Pinned records are always kept.
 #[derive(Clone, Copy, Debug)]
 pub struct Retention {
@@ -142,11 +145,16 @@ impl HistoryDb {
         let records = self.list()?;
         if let Some(offset) = reference.strip_prefix('^') {
             let offset: usize = offset.parse().with_context(|| {
-                format!("Invalid build reference `{reference}`: expected `^N` with a number N")
+                format!("Invalid build reference `{reference}`: expected `^N` with a number N, such as `^0` for the newest build; list builds with `strata history ls`")
             })?;
             return records.into_iter().nth(offset).with_context(|| {
                 format!("No build at offset `{reference}`: the history has fewer builds; list them with `strata history ls`")
             });
+        }
+        if reference.is_empty() {
+            bail!(
+                "Empty build reference: give an id, an id prefix or `^N`; list builds with `strata history ls`"
+            );
         }
         let matches: Vec<BuildRecord> = records
             .into_iter()
@@ -158,7 +166,7 @@ impl HistoryDb {
             }
             1 => Ok(matches.into_iter().next().expect("one match")),
             n => bail!(
-                "Build reference `{reference}` is ambiguous: it matches {n} builds; give more characters"
+                "Build reference `{reference}` is ambiguous: it matches {n} builds; give more characters of the id, listed by `strata history ls`"
             ),
         }
     }
@@ -167,6 +175,18 @@ impl HistoryDb {
         let mut statement = self
             .connection
             .prepare("SELECT event FROM history_events WHERE build_id = ?1 ORDER BY seq")?;
+        let rows = statement.query_map([id], |row| row.get::<_, String>(0))?;
+        rows.map(|row| Ok(serde_json::from_str(&row?)?)).collect()
+    }
+
+    /// Returns a build's events without its log output, which is all that
+    /// step counts and timings need and can be most of the stored bytes.
+    pub fn events_without_logs(&self, id: &str) -> Result<Vec<StampedEvent>> {
+        let mut statement = self.connection.prepare(
+            "SELECT event FROM history_events
+             WHERE build_id = ?1 AND json_extract(event, '$.type') != 'log'
+             ORDER BY seq",
+        )?;
         let rows = statement.query_map([id], |row| row.get::<_, String>(0))?;
         rows.map(|row| Ok(serde_json::from_str(&row?)?)).collect()
     }
@@ -236,7 +256,7 @@ impl HistoryDb {
             .get(id)?
             .with_context(|| format!("No build `{id}` in the history"))?;
         let events = self.events(id)?;
-        let document = serde_json::json!({ "format": "strata-build-record", "version": 1, "record": record, "events": events });
+        let document = serde_json::json!({ "format": "strata-build-record", "version": EXPORT_FORMAT_VERSION, "record": record, "events": events });
         let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::default());
         serde_json::to_writer(&mut encoder, &document)?;
         encoder.finish()?;
@@ -244,7 +264,8 @@ impl HistoryDb {
     }
 
     /// Reads a file written by [`HistoryDb::export`] and stores it; returns
-    /// the record's id.
+    /// the record's id. A record whose id the history has already is
+    /// rejected, so an import never replaces a build.
     pub fn import(&mut self, input: impl Read) -> Result<String> {
         let mut text = String::new();
         flate2::read::GzDecoder::new(input)
@@ -255,8 +276,32 @@ impl HistoryDb {
         if document["format"] != "strata-build-record" {
             bail!("Invalid build record file: the `format` field is not `strata-build-record`");
         }
-        let record: BuildRecord = serde_json::from_value(document["record"].clone())?;
-        let events: Vec<StampedEvent> = serde_json::from_value(document["events"].clone())?;
+        let version = document["version"].as_u64();
+        if version != Some(EXPORT_FORMAT_VERSION) {
+            bail!(
+                "Unsupported build record file version `{}`: this Strata reads version {EXPORT_FORMAT_VERSION}; export the record again with this version",
+                document["version"]
+            );
+        }
+        let record: BuildRecord = serde_json::from_value(document["record"].clone())
+            .context("Invalid build record file: the `record` field is not a build record")?;
+        if record.id.is_empty() || record.id.contains(char::is_whitespace) {
+            bail!(
+                "Invalid build record file: the build id `{}` is empty or contains whitespace",
+                record.id
+            );
+        }
+        let events: Vec<StampedEvent> = serde_json::from_value(document["events"].clone())
+            .context(
+                "Invalid build record file: the `events` field is not a list of build events",
+            )?;
+        if self.get(&record.id)?.is_some() {
+            bail!(
+                "Build `{}` is already in the history; remove it first with `strata history rm {}`",
+                record.id,
+                record.id
+            );
+        }
         self.finish(&record, &events)?;
         Ok(record.id)
     }

@@ -190,7 +190,7 @@ impl<'a> BuildView<'a> {
 }
 
 /// Strips the `[stage i/n] ` progress prefix from a step name.
-fn instruction_text(name: &str) -> &str {
+pub(crate) fn instruction_text(name: &str) -> &str {
     match (name.starts_with('['), name.find("] ")) {
         (true, Some(end)) => &name[end + 2..],
         _ => name,
@@ -198,7 +198,7 @@ fn instruction_text(name: &str) -> &str {
 }
 
 /// Position `i` of `[stage i/n]`, with the stage name.
-fn stage_position(step: &Step) -> Option<(String, String)> {
+pub(crate) fn stage_position(step: &Step) -> Option<(String, String)> {
     let inner = step.name.strip_prefix('[')?.split("] ").next()?;
     let (stage, counter) = inner.rsplit_once(' ')?;
     Some((stage.to_string(), counter.split('/').next()?.to_string()))

@@ -5,11 +5,15 @@
 //!
 //! Records live in the store's SQLite database, in tables this crate owns.
 
+pub mod compare;
 pub mod db;
 pub mod explain;
+pub mod inspect;
 pub mod record;
 pub mod steps;
 
+pub use compare::{Comparison, compare};
 pub use db::{HistoryDb, Retention};
+pub use inspect::{Inspection, StepCounts};
 pub use record::{BuildRecord, BuildStatus, RecordedError, RequestSummary};
 pub use steps::{Step, StepState, critical_path, steps_from_events, to_chrome_trace};

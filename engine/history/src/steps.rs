@@ -58,6 +58,16 @@ impl Step {
             _ => 0,
         }
     }
+
+    /// Time from the known cache key to finish, in ms: the execution, or
+    /// restoring the result for a cached step. Steps without a cache key
+    /// (sources) count from their start.
+    pub fn run_ms(&self) -> i64 {
+        match (self.keyed.or(self.started), self.finished) {
+            (Some(from), Some(finished)) => (finished - from).num_milliseconds(),
+            _ => 0,
+        }
+    }
 }
 
 /// Rebuilds the steps of a build, in the order they were queued.

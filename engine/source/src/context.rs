@@ -161,8 +161,13 @@ fn walk(
     stats: &mut TransferStats,
 ) -> Result<BTreeMap<String, Entry>> {
     let mut entries = BTreeMap::new();
-    let roots = follow_roots(request.follow_paths);
-    for root in roots {
+    let mut roots = follow_roots(request.follow_paths);
+    // Symlinks met in the walk add their targets as further roots, because
+    // a copy follows a linked source to its target.
+    let mut next = 0;
+    while next < roots.len() {
+        let root = roots[next].clone();
+        next += 1;
         let start = if root.is_empty() {
             dir.to_path_buf()
         } else {
@@ -201,10 +206,43 @@ fn walk(
                 .is_symlink()
                 .then(|| fs::read_link(item.path()))
                 .transpose()?;
+            if let Some(target) = link.as_deref().and_then(|l| link_target_root(&relative, l))
+                && !roots.iter().any(|r| covers(r, &target))
+            {
+                roots.push(target);
+            }
             entries.insert(relative, entry_of(&metadata, link)?);
         }
     }
     Ok(entries)
+}
+
+/// The context-relative path a symlink at `relative` points to, resolved
+/// lexically with the context as the root, or `None` for the root itself.
+fn link_target_root(relative: &str, link: &Path) -> Option<String> {
+    let link = link.to_string_lossy();
+    let joined = if link.starts_with('/') {
+        link.into_owned()
+    } else {
+        let parent = relative.rsplit_once('/').map_or("", |(parent, _)| parent);
+        format!("{parent}/{link}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Whether walking `root` already reaches `path`.
+fn covers(root: &str, path: &str) -> bool {
+    root.is_empty() || root == path || path.starts_with(&format!("{root}/"))
 }
 
 /// Reduces followed paths to the directories to walk: each path up to its
@@ -351,9 +389,14 @@ fn remove_entry(path: &Path) -> Result<()> {
 }
 
 /// Copies a file through a temporary name and returns the sha256 of its
-/// bytes, computed while copying.
+/// bytes, computed while copying. A socket or FIFO becomes an empty regular
+/// file, as in BuildKit, because opening it would fail or block.
 fn copy_file(from: &Path, to: &Path) -> Result<String> {
-    let mut input = File::open(from)?;
+    let mut input: Box<dyn Read> = if fs::symlink_metadata(from)?.is_file() {
+        Box::new(File::open(from)?)
+    } else {
+        Box::new(std::io::empty())
+    };
     let temp = to.with_file_name(format!(
         ".strata-tmp-{}",
         to.file_name()

@@ -17,6 +17,25 @@ pub(crate) fn tmp_path(tmp_dir: &Path) -> PathBuf {
     tmp_dir.join(format!("{}-{suffix:016x}", std::process::id()))
 }
 
+/// Locks `content/gc.lock` under `root`: exclusive for the blob sweep,
+/// shared for a writer installing a blob.
+pub(crate) fn lock_content(root: &Path, exclusive: bool) -> Result<nix::fcntl::Flock<File>> {
+    let path = root.join("content/gc.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("Failed to open `{}`", path.display()))?;
+    let mode = if exclusive {
+        nix::fcntl::FlockArg::LockExclusive
+    } else {
+        nix::fcntl::FlockArg::LockShared
+    };
+    nix::fcntl::Flock::lock(file, mode)
+        .map_err(|(_, errno)| anyhow!("Failed to lock `{}`: {errno}", path.display()))
+}
+
 /// Returns the pid that wrote temp file `name`, or `None` for a name the
 /// store does not produce.
 pub(crate) fn tmp_owner(name: &str) -> Option<i64> {
@@ -169,7 +188,11 @@ impl BlobWriter {
     fn install_file(&mut self, digest: &Digest) -> Result<()> {
         let file = self.file.take().expect("install runs once");
         let dest = self.content_dir.join(digest.hex());
-        if dest.is_file() {
+        // Garbage collection sweeps blobs under this lock, keeping those
+        // modified after its cutoff, so a blob found here and touched stays.
+        let root = self.content_dir.parent().and_then(Path::parent);
+        let _lock = lock_content(root.unwrap_or(Path::new("/")), false)?;
+        if dest.is_file() && filetime::set_file_mtime(&dest, filetime::FileTime::now()).is_ok() {
             drop(file);
             let _ = std::fs::remove_file(&self.tmp);
             return Ok(());

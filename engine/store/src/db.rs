@@ -15,7 +15,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Schema migrations; entry `n` moves the schema from version `n` to `n + 1`.
 /// Append new entries, never edit old ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE snapshots (
     id        TEXT PRIMARY KEY,
     parent    TEXT REFERENCES snapshots(id),
@@ -72,7 +73,39 @@ CREATE TABLE blob_refs (
     PRIMARY KEY (blob, owner_kind, owner)
 );
 CREATE INDEX blob_refs_owner ON blob_refs(owner_kind, owner);
-"#];
+"#,
+    r#"
+-- Use and pinning of snapshots, for `du` and garbage collection. A
+-- committed snapshot keeps the `owner_pid` that created or claimed it until
+-- a lease takes it over, so it stays in use in between.
+ALTER TABLE snapshots ADD COLUMN last_used INTEGER;
+ALTER TABLE snapshots ADD COLUMN use_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE snapshots ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+
+-- A lease keeps snapshots in use while its owner process lives, so garbage
+-- collection skips them and their ancestors.
+CREATE TABLE leases (
+    id        TEXT PRIMARY KEY,
+    owner_pid INTEGER NOT NULL,
+    build_id  TEXT,
+    created   INTEGER NOT NULL
+);
+CREATE TABLE lease_snapshots (
+    lease    TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    snapshot TEXT NOT NULL,
+    PRIMARY KEY (lease, snapshot)
+);
+CREATE INDEX lease_snapshots_snapshot ON lease_snapshots(snapshot);
+
+-- The most recent builds that used each snapshot.
+CREATE TABLE snapshot_builds (
+    snapshot TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    build_id TEXT NOT NULL,
+    used     INTEGER NOT NULL,
+    PRIMARY KEY (snapshot, build_id)
+);
+"#,
+];
 
 /// Opens `path`, sets WAL mode and the busy timeout, and migrates the
 /// schema to the newest version.

@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 use strata_llb::Digest;
 use strata_llb::image::ImageConfig;
 
@@ -141,11 +142,14 @@ impl Store {
     /// image named `name`. The layer is stored gzip-compressed and unpacked
     /// into a `Layer` snapshot; importing the same tar again reuses both.
     pub fn import_rootfs(
-        &self,
+        self: &Arc<Self>,
         tar: &Path,
         name: &str,
         config: ImageConfig,
     ) -> Result<ImageRecord> {
+        // Keeps the new blobs and snapshot from garbage collection until
+        // the image references them.
+        let lease = self.lease(None)?;
         let layer = self
             .store_layer_blob(tar)
             .with_context(|| format!("Failed to import `{}`", tar.display()))?;
@@ -186,6 +190,12 @@ impl Store {
             created: chrono::Utc::now(),
         };
         self.put_image(&record)?;
+        // Taking the snapshot into the lease ends this process's claim on
+        // it; the image keeps it from now on.
+        if let Some(snapshot) = &record.snapshot {
+            lease.add(snapshot)?;
+        }
+        lease.release()?;
         Ok(record)
     }
 

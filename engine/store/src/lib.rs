@@ -8,6 +8,8 @@
 //!   VERSION            layout version, "1"
 //!   metadata.db        SQLite in WAL mode
 //!   content/sha256/    blobs by hex digest, written to tmp/ then renamed
+//!   content/gc.lock    held shared while installing a blob, exclusive
+//!                      while garbage collection deletes blobs
 //!   snapshots/<id>/fs  a snapshot's own files (an overlay upper dir)
 //!   snapshots/<id>/work  overlayfs work dir while the snapshot is active
 //!   tmp/               partial writes, named `<pid>-<random>`; those of dead
@@ -24,14 +26,21 @@
 mod cache;
 mod content;
 mod db;
+pub mod filter;
+pub mod gc;
 mod image;
 pub mod layer;
+mod lease;
 mod recover;
 mod snapshot;
+mod usage;
 
 pub use content::BlobWriter;
+pub use gc::{KeepReason, PruneOptions, PruneReport};
 pub use image::LAYER_MEDIA_TYPE_GZIP;
 pub use layer::{LayerStats, apply_layer, decompress_layer};
+pub use lease::Lease;
+pub use usage::{CacheRecord, kind_type_name};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

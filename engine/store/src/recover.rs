@@ -4,6 +4,7 @@
 //! files and rows owned by dead pids, or never visible as committed, are
 //! touched:
 //! - temp files under `tmp/` whose writer pid is dead,
+//! - leases whose owner pid is dead,
 //! - active snapshots whose owner pid is dead,
 //! - snapshot directories without a row (rows are written first),
 //! - committed snapshots whose `fs` directory is gone, with their
@@ -19,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 impl Store {
     pub(crate) fn recover(&self) -> Result<()> {
         self.remove_stale_tmp()?;
+        self.remove_dead_leases()?;
         self.remove_dead_active_snapshots()?;
         self.remove_orphan_snapshot_dirs()?;
         self.remove_broken_snapshots()?;
@@ -73,15 +75,22 @@ impl Store {
             let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        // Garbage collection marks a whole chain active before deleting it,
+        // so a killed collector leaves parents and children here together.
+        // Their rows go in one transaction, children never outliving parents.
+        let mut dead = HashSet::new();
         for (id, owner) in active {
             if owner.is_some_and(pid_alive) {
                 continue;
             }
             remove_dir_if_present(&self.snapshot_dir(&id))?;
-            delete_snapshots(&mut self.db(), &HashSet::from([id.clone()]))?;
             tracing::info!(snapshot = %id, pid = owner, "removed active snapshot of a dead process");
+            dead.insert(id);
         }
-        Ok(())
+        if dead.is_empty() {
+            return Ok(());
+        }
+        delete_snapshots(&mut self.db(), &dead)
     }
 
     fn remove_orphan_snapshot_dirs(&self) -> Result<()> {

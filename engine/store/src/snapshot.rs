@@ -19,6 +19,10 @@ use std::path::{Path, PathBuf};
 /// only be a cycle in a damaged database.
 const MAX_CHAIN: usize = 500;
 
+/// How long `context_snapshot` waits for garbage collection to finish
+/// deleting the mirror it wants.
+const CONTEXT_DELETE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Store {
     /// Starts a new snapshot on top of `parent`.
     pub fn prepare(&self, parent: Option<&str>, kind: SnapshotKind) -> Result<ActiveSnapshot> {
@@ -75,8 +79,12 @@ impl Store {
         // NOTE: snapshot files are not fsynced. A killed process loses
         // nothing, but a power cut can leave a committed snapshot with
         // truncated files.
+        // The row keeps `owner_pid`: until a lease takes the snapshot, this
+        // process's claim keeps garbage collection away from it.
+        // NOTE: a snapshot that no lease ever takes (its step failed after
+        // the commit) stays in use until this process exits.
         let updated = self.db().execute(
-            "UPDATE snapshots SET state = 'committed', owner_pid = NULL, size = ?2
+            "UPDATE snapshots SET state = 'committed', size = ?2
              WHERE id = ?1 AND state = 'active'",
             params![active.id, size],
         )?;
@@ -95,6 +103,10 @@ impl Store {
     /// Unlike other snapshots a context mirror is committed from the start
     /// and updated in place by the context sync, which serialises its
     /// writers with a lock file next to the `fs` directory.
+    ///
+    /// The mirror is claimed by this process, so it stays in use until a
+    /// lease takes it. When garbage collection is deleting the mirror, this
+    /// waits for the deletion to finish and creates it again.
     pub fn context_snapshot(&self, key: &str) -> Result<(String, PathBuf)> {
         let id: String = key
             .chars()
@@ -104,15 +116,49 @@ impl Store {
         if id.len() != 32 {
             bail!("Invalid context key `{key}`: expected at least 32 hex digits");
         }
-        self.db().execute(
-            "INSERT OR IGNORE INTO snapshots (id, parent, kind, state, owner_pid, created)
-             VALUES (?1, NULL, ?2, 'committed', NULL, ?3)",
-            params![id, kind_name(SnapshotKind::SourceLocal), now_millis()],
-        )?;
+        let started = std::time::Instant::now();
+        while !self.claim_context_snapshot(&id)? {
+            if started.elapsed() > CONTEXT_DELETE_WAIT {
+                bail!(
+                    "Context mirror `{id}` is still being deleted by another process after \
+                     {}s: run the build again",
+                    CONTEXT_DELETE_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let files = self.snapshot_dir(&id).join("fs");
         std::fs::create_dir_all(&files)
             .with_context(|| format!("Failed to create `{}`", files.display()))?;
         Ok((id, files))
+    }
+
+    /// Creates or claims the mirror row; returns false while garbage
+    /// collection holds it as an active snapshot to delete it.
+    fn claim_context_snapshot(&self, id: &str) -> Result<bool> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO snapshots (id, parent, kind, state, owner_pid, created)
+             VALUES (?1, NULL, ?2, 'committed', NULL, ?3)",
+            params![id, kind_name(SnapshotKind::SourceLocal), now_millis()],
+        )?;
+        let claimed = tx.execute(
+            "UPDATE snapshots SET owner_pid = ?2 WHERE id = ?1 AND state = 'committed'",
+            params![id, std::process::id()],
+        )?;
+        tx.commit()?;
+        Ok(claimed == 1)
+    }
+
+    /// Measures a context mirror after a sync changed it in place.
+    pub fn update_context_size(&self, id: &str) -> Result<u64> {
+        let size = dir_size(&self.snapshot_dir(id).join("fs"))?;
+        self.db().execute(
+            "UPDATE snapshots SET size = ?2 WHERE id = ?1",
+            params![id, size],
+        )?;
+        Ok(size)
     }
 
     /// Deletes an active snapshot.

@@ -92,16 +92,42 @@ fn header_checksum_valid(header: &[u8; 512]) -> bool {
 }
 
 /// Extracts the archive at `path` into the directory `dest`, keeping
-/// modes, owners, times and xattrs. Entries that would land outside `dest`
-/// (through `..` or a symlink) are rejected by the `tar` crate.
-pub(crate) fn unpack(path: &Path, dest: &Path) -> Result<()> {
+/// modes, times and xattrs, and owners unless `owner` replaces them (`ADD
+/// --chown`). Entries that would land outside `dest` (through `..` or a
+/// symlink) are rejected by the `tar` crate.
+pub(crate) fn unpack(path: &Path, dest: &Path, owner: Option<(u32, u32)>) -> Result<()> {
     let mut archive = tar::Archive::new(open_decompressed(path)?);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(true);
     archive.set_overwrite(true);
-    archive
-        .unpack(dest)
-        .with_context(|| format!("Failed to extract `{}`", path.display()))
+    let entries = archive
+        .entries()
+        .with_context(|| format!("Failed to read `{}`", path.display()))?;
+    for entry in entries {
+        let mut entry = entry.with_context(|| format!("Failed to read `{}`", path.display()))?;
+        let name = entry.path()?.into_owned();
+        entry.unpack_in(dest).with_context(|| {
+            format!(
+                "Failed to extract `{}` from `{}`",
+                name.display(),
+                path.display()
+            )
+        })?;
+        if let Some((uid, gid)) = owner {
+            let target = dest.join(&name);
+            // A chown clears set-id bits, so the entry's mode is put back.
+            let metadata = target.symlink_metadata()?;
+            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))?;
+            if !metadata.file_type().is_symlink() {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(
+                    &target,
+                    std::fs::Permissions::from_mode(metadata.permissions().mode()),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -16,7 +16,9 @@ use std::path::Path;
 use strata_llb::Digest;
 use strata_solver::Selector;
 
-/// Computes the checksum of the paths `selector` reads from `root`.
+/// Computes the checksum of the paths `selector` reads from `root`. A
+/// wildcard that matches nothing hashes as empty, because a copy accepts it
+/// next to other sources; a missing plain path is an error.
 pub fn checksum(root: &Path, selector: &Selector) -> Result<Digest> {
     let sources = if selector.allow_wildcard && has_wildcard(&selector.path) {
         expand_wildcard(root, &selector.path)?
@@ -36,7 +38,8 @@ pub fn checksum(root: &Path, selector: &Selector) -> Result<Digest> {
         hash_tree(&mut hasher, root, &path, "", &filter)
             .with_context(|| format!("Failed to compute the checksum of \"{source}\""))?;
     }
-    if !matched {
+    let wildcard = selector.allow_wildcard && has_wildcard(&selector.path);
+    if !matched && !wildcard {
         bail!(
             "Failed to compute the checksum of \"{}\": not found",
             selector.path

@@ -3,7 +3,7 @@
 use crate::archive;
 use crate::fileop::{mkdir_all, set_metadata};
 use crate::mode::ModeChange;
-use crate::paths::{PathFilter, expand_wildcard, has_wildcard, resolve_in_root};
+use crate::paths::{PathFilter, expand_wildcard, has_wildcard, parents_base, resolve_in_root};
 use crate::user::resolve_owner;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -21,6 +21,11 @@ struct CopyContext<'a> {
     mode: Option<ModeChange>,
     timestamp: Option<i64>,
     filter: PathFilter,
+    /// Copy a source directory's contents: the destination directory itself
+    /// takes the defaults of a new directory, never the source's metadata.
+    contents_only: bool,
+    /// Mode of directories the copy creates above its targets.
+    parent_mode: u32,
     /// Destination of the first copy of each `(device, inode)` with more
     /// than one link, so hardlinks stay hardlinks within one copy.
     hardlinks: HashMap<(u64, u64), PathBuf>,
@@ -43,12 +48,19 @@ pub(crate) fn copy(
         .as_ref()
         .map(|owner| resolve_owner(dest_root, owner))
         .transpose()?;
+    // BuildKit gives directories a copy creates the `--chmod` mode.
+    let parent_mode = match mode {
+        Some(ModeChange::Absolute(bits)) => bits,
+        _ => 0o755,
+    };
     let mut cx = CopyContext {
         dest_root,
         owner,
         mode,
         timestamp: action.timestamp,
         filter: PathFilter::new(&action.include_patterns, &action.exclude_patterns)?,
+        contents_only: action.dir_contents_only,
+        parent_mode,
         hardlinks: HashMap::new(),
     };
 
@@ -77,7 +89,7 @@ pub(crate) fn copy(
         } else {
             dest.parent().unwrap_or(dest_root)
         };
-        mkdir_all(parent, 0o755, cx.owner, cx.timestamp)
+        mkdir_all(parent, cx.parent_mode, cx.owner, cx.timestamp)
             .with_context(|| format!("Failed to create the destination \"{}\"", action.dest))?;
     }
 
@@ -101,11 +113,14 @@ fn copy_source(
         bail!("Failed to copy \"{source}\": not found in the source filesystem");
     };
     let source_is_dir = source_metadata.is_dir();
-    let base_name = source_path.file_name().map(PathBuf::from);
+    // The name as written, not the name a followed symlink resolves to.
+    let base_name = Path::new(source).file_name().map(PathBuf::from);
 
     let mut target = dest.to_path_buf();
     if action.parents {
-        target = dest.join(source.trim_start_matches('/'));
+        let base = parents_base(&action.src);
+        let kept = source.strip_prefix(base.as_str()).unwrap_or(source);
+        target = dest.join(kept.trim_start_matches('/'));
     } else {
         let dest_exists_as_dir = dest.metadata().map(|m| m.is_dir());
         let join = match dest_exists_as_dir {
@@ -123,12 +138,12 @@ fn copy_source(
     } else {
         target.parent().unwrap_or(cx.dest_root).to_path_buf()
     };
-    mkdir_all(&parent, 0o755, cx.owner, cx.timestamp)
+    mkdir_all(&parent, cx.parent_mode, cx.owner, cx.timestamp)
         .with_context(|| format!("Failed to create the destination \"{}\"", action.dest))?;
 
     if action.attempt_unpack && source_metadata.is_file() && archive::is_archive(&source_path)? {
-        mkdir_all(dest, 0o755, cx.owner, cx.timestamp)?;
-        return archive::unpack(&source_path, dest)
+        mkdir_all(dest, cx.parent_mode, cx.owner, cx.timestamp)?;
+        return archive::unpack(&source_path, dest, cx.owner)
             .with_context(|| format!("Failed to unpack \"{source}\" to \"{}\"", action.dest));
     }
 
@@ -247,6 +262,15 @@ fn copy_dir(
     if !included && !copied_any && created {
         std::fs::remove_dir(&target)?;
         return Ok(false);
+    }
+    if relative.is_empty() && cx.contents_only {
+        // Only the contents are copied: an existing destination stays as it
+        // is, and a new one is owned by `--chown` or root.
+        if created {
+            let owner = cx.owner.unwrap_or((0, 0));
+            set_metadata(&target, Some(cx.parent_mode), Some(owner), cx.timestamp)?;
+        }
+        return Ok(true);
     }
     finish_entry(cx, source, &target, metadata)?;
     Ok(true)

@@ -95,6 +95,12 @@ pub fn expand_wildcard(root: &Path, pattern: &str) -> Result<Vec<String>> {
         let component = component.to_string_lossy().into_owned();
         let mut next = Vec::new();
         for base in &matches {
+            if component == "**" {
+                // `**` matches zero or more directories.
+                next.push(base.clone());
+                collect_dirs(root, base, &mut next)?;
+                continue;
+            }
             if component == ".." || !has_wildcard(&component) {
                 next.push(format!("{base}/{component}"));
                 continue;
@@ -118,6 +124,7 @@ pub fn expand_wildcard(root: &Path, pattern: &str) -> Result<Vec<String>> {
         resolve_in_root(root, path, false).is_ok_and(|p| p.symlink_metadata().is_ok())
     });
     matches.sort();
+    matches.dedup();
     Ok(matches)
 }
 
@@ -337,4 +344,51 @@ mod tests {
         assert!(filter.includes("keep.log"));
         assert!(filter.includes("a.txt"));
     }
+}
+
+/// Appends every directory below `base` (resolved inside `root`), depth
+/// first, without following symlinks to directories.
+fn collect_dirs(root: &Path, base: &str, out: &mut Vec<String>) -> Result<()> {
+    let dir = resolve_in_root(root, base, true)?;
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let path = format!("{base}/{name}");
+        out.push(path.clone());
+        collect_dirs(root, &path, out)?;
+    }
+    Ok(())
+}
+
+/// The part of a `COPY --parents` source before its `/./` pivot, cleaned,
+/// or `/` when there is no pivot: the directories kept in the destination
+/// are those below it.
+pub fn parents_base(source: &str) -> String {
+    // A leading `./` only marks the path as relative and is no pivot.
+    let mut rest = source.trim_start_matches('/');
+    while let Some(stripped) = rest.strip_prefix("./") {
+        rest = stripped.trim_start_matches('/');
+    }
+    let source = format!("/{rest}");
+    let Some(index) = source.find("/./") else {
+        return "/".to_string();
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in source[..index].split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }

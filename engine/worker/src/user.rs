@@ -32,8 +32,9 @@ struct GroupEntry {
 /// Resolves an exec user of the form `user`, `uid`, `user:group` or
 /// `uid:gid` (empty means root) against the files in `root`.
 ///
-/// Supplementary groups are the groups that list the user as a member,
-/// added only when no group is given.
+/// Supplementary groups are the primary group followed by the groups that
+/// list the user as a member, added only when no group is given; `id` in a
+/// BuildKit build prints the same list.
 pub fn resolve_exec_user(root: &Path, spec: &str) -> Result<ResolvedUser> {
     let (user_part, group_part) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
@@ -53,17 +54,21 @@ pub fn resolve_exec_user(root: &Path, spec: &str) -> Result<ResolvedUser> {
 
     let groups = read_group(root)?;
     let (gid, additional_gids) = match group_part {
-        Some(group) => (lookup_group(&groups, group)?, Vec::new()),
+        Some(group) => {
+            let gid = lookup_group(&groups, group)?;
+            (gid, vec![gid])
+        }
         None => {
             let gid = entry.map_or(0, |e| e.gid);
-            let additional = match entry {
-                Some(entry) => groups
-                    .iter()
-                    .filter(|g| g.gid != gid && g.members.contains(&entry.name))
-                    .map(|g| g.gid)
-                    .collect(),
-                None => Vec::new(),
-            };
+            let mut additional = vec![gid];
+            if let Some(entry) = entry {
+                additional.extend(
+                    groups
+                        .iter()
+                        .filter(|g| g.gid != gid && g.members.contains(&entry.name))
+                        .map(|g| g.gid),
+                );
+            }
             (gid, additional)
         }
     };
@@ -190,7 +195,7 @@ mod tests {
         let root = root_with_users();
         let app = resolve_exec_user(root.path(), "app").unwrap();
         assert_eq!((app.uid, app.gid), (1000, 1000));
-        assert_eq!(app.additional_gids, vec![50]);
+        assert_eq!(app.additional_gids, vec![1000, 50]);
         assert_eq!(app.home, "/home/app");
 
         let numeric = resolve_exec_user(root.path(), "1000").unwrap();
@@ -199,7 +204,7 @@ mod tests {
         assert_eq!((unknown.uid, unknown.gid), (4242, 0));
         let with_group = resolve_exec_user(root.path(), "app:staff").unwrap();
         assert_eq!((with_group.uid, with_group.gid), (1000, 50));
-        assert!(with_group.additional_gids.is_empty());
+        assert_eq!(with_group.additional_gids, vec![50]);
         let ids = resolve_exec_user(root.path(), "7:8").unwrap();
         assert_eq!((ids.uid, ids.gid), (7, 8));
         let root_user = resolve_exec_user(root.path(), "").unwrap();

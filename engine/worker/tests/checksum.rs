@@ -75,5 +75,11 @@ fn checksum_missing_path_is_error() {
         error.to_string(),
         "Failed to compute the checksum of \"/missing.txt\": not found"
     );
-    assert!(checksum(root.path(), &selector("/*.none")).is_err());
+}
+
+#[test]
+fn checksum_unmatched_wildcard_is_empty() {
+    let root = tree();
+    let none = checksum(root.path(), &selector("/*.none")).unwrap();
+    assert_eq!(checksum(root.path(), &selector("/*.other")).unwrap(), none);
 }

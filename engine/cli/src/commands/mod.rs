@@ -1,5 +1,7 @@
 pub mod build;
+pub mod cache;
 pub mod debug;
+pub mod history;
 pub mod image;
 
 use std::path::PathBuf;

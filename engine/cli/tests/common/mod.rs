@@ -40,7 +40,7 @@ fn build_busybox_rootfs(path: &Path) {
 
     let temp = path.with_extension("tmp");
     let mut builder = tar::Builder::new(std::fs::File::create(&temp).unwrap());
-    let mut add_dir = |builder: &mut tar::Builder<std::fs::File>, name: &str, mode: u32| {
+    let add_dir = |builder: &mut tar::Builder<std::fs::File>, name: &str, mode: u32| {
         let mut header = new_header();
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(mode);

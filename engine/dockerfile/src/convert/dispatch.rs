@@ -67,7 +67,9 @@ impl<'a> Dispatcher<'a> {
         graph: &mut Graph,
         warnings: &mut Vec<Warning>,
     ) -> Result<StageState, Failure> {
-        let mut state = self.start_stage(stage, states, graph, warnings).await?;
+        let mut state = self.start_stage(stage, states, graph).await?;
+        self.run_onbuild_triggers(&mut state, stage, states, graph, warnings)
+            .await?;
         for (node, instruction) in &stage.commands {
             self.dispatch(&mut state, node, instruction, states, graph, warnings)
                 .await?;
@@ -81,7 +83,6 @@ impl<'a> Dispatcher<'a> {
         stage: &Stage<'_>,
         states: &BTreeMap<usize, StageState>,
         graph: &mut Graph,
-        warnings: &mut Vec<Warning>,
     ) -> Result<StageState, Failure> {
         let node = stage.from_node;
         let platform = match &stage.platform {
@@ -137,23 +138,6 @@ impl<'a> Dispatcher<'a> {
                 state.config = image.config.clone();
                 state.config.created = None;
                 state.config.rootfs.diff_ids.clear();
-                if let Some(triggers) = state
-                    .config
-                    .config
-                    .on_build
-                    .take()
-                    .filter(|t| !t.is_empty())
-                {
-                    // TODO: run the base image's ONBUILD triggers; they are dropped for now.
-                    warnings.push(Warning {
-                        message: format!(
-                            "ONBUILD triggers of base image `{}` are not run: {}",
-                            image.name,
-                            triggers.join("; ")
-                        ),
-                        line: Some(node.start_line),
-                    });
-                }
             }
         }
         state.config.os = platform.os.clone();
@@ -232,7 +216,7 @@ impl<'a> Dispatcher<'a> {
             .map_err(|e| Failure::at(node, e.to_string()))
     }
 
-    async fn dispatch(
+    pub(crate) async fn dispatch(
         &mut self,
         state: &mut StageState,
         node: &Node,

@@ -376,3 +376,50 @@ pub(crate) fn classify_base(stages: &[Stage<'_>], stage: &Stage<'_>) -> Base {
 pub(crate) fn state_of(states: &BTreeMap<usize, StageState>, index: usize) -> State {
     states.get(&index).map_or(State::Scratch, |s| s.fs)
 }
+
+impl Dispatcher<'_> {
+    /// Runs the ONBUILD triggers of the stage's base image as the stage's
+    /// first steps and clears them from its config, so a stage or image
+    /// built on this one does not run them again. Triggers of a base that is
+    /// an earlier stage are neither run nor cleared, as in BuildKit.
+    pub(crate) async fn run_onbuild_triggers(
+        &mut self,
+        state: &mut StageState,
+        stage: &Stage<'_>,
+        states: &BTreeMap<usize, StageState>,
+        graph: &mut Graph,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<(), Failure> {
+        if !matches!(classify_base(self.stages, stage), Base::Image(_)) {
+            return Ok(());
+        }
+        let Some(triggers) = state.config.config.on_build.take() else {
+            return Ok(());
+        };
+        let from = stage.from_node;
+        let invalid = |message: &str| {
+            Failure::at(
+                from,
+                format!(
+                    "Invalid ONBUILD trigger in base image `{}`: {message}",
+                    stage.base
+                ),
+            )
+        };
+        let mut text = triggers.join("\n");
+        text.push('\n');
+        let mut ast = crate::parser::parse(&text).map_err(|e| invalid(e.message()))?;
+        // Errors and progress point at the FROM line that ran the trigger.
+        for node in &mut ast.children {
+            node.start_line = from.start_line;
+            node.end_line = from.end_line;
+        }
+        state.steps += ast.children.len();
+        for node in &ast.children {
+            let instruction = instructions::parse(node).map_err(|e| invalid(&e.message))?;
+            self.dispatch(state, node, &instruction, states, graph, warnings)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -356,7 +356,13 @@ fn parse_onbuild(node: &Node) -> Result<String, InstructionError> {
         .map_or(original, |_| &original[7..])
         .trim()
         .to_string();
-    for heredoc in &next.heredocs {
+    // The parser attaches the bodies to the ONBUILD node itself.
+    let heredocs = if next.heredocs.is_empty() {
+        &node.heredocs
+    } else {
+        &next.heredocs
+    };
+    for heredoc in heredocs {
         trigger.push('\n');
         trigger.push_str(&heredoc.content);
         trigger.push_str(&heredoc.name);

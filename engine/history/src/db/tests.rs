@@ -72,6 +72,8 @@ fn export_import_round_trip() {
     let (_other_dir, mut other) = open();
     assert_eq!(other.import(file.as_slice()).unwrap(), "abc");
     assert_eq!(other.events("abc").unwrap(), vec![event]);
+    let again = other.import(file.as_slice()).unwrap_err().to_string();
+    assert!(again.contains("already in the history"), "{again}");
     assert!(other.import(&b"not gzip"[..]).is_err());
 }
 
@@ -93,4 +95,76 @@ fn dead_running_build_is_interrupted() {
         db.get("run").unwrap().unwrap().status,
         BuildStatus::Interrupted
     );
+}
+
+fn gzip_json(value: serde_json::Value) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    serde_json::to_writer(&mut encoder, &value).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn import_rejects_bad_files() {
+    let (_dir, mut db) = open();
+    let cases = [
+        (b"not gzip".to_vec(), "expected a gzip-compressed file"),
+        (
+            gzip_json(serde_json::json!({ "format": "other" })),
+            "`format` field",
+        ),
+        (
+            gzip_json(serde_json::json!({ "format": "strata-build-record", "version": 9 })),
+            "version `9`",
+        ),
+        (
+            gzip_json(serde_json::json!({
+                "format": "strata-build-record", "version": 1, "record": { "id": 3 }, "events": []
+            })),
+            "`record` field",
+        ),
+    ];
+    for (bytes, expected) in cases {
+        let error = format!("{:#}", db.import(bytes.as_slice()).unwrap_err());
+        assert!(error.contains(expected), "`{error}` lacks `{expected}`");
+    }
+    assert!(db.list().unwrap().is_empty());
+}
+
+#[test]
+fn events_without_logs_skips_log_output() {
+    let (_dir, mut db) = open();
+    let vertex = strata_llb::Digest::of_bytes(b"step");
+    let events: Vec<StampedEvent> = [
+        strata_solver::Event::VertexStarted {
+            vertex: vertex.clone(),
+        },
+        strata_solver::Event::Log {
+            vertex: vertex.clone(),
+            stream: strata_solver::LogStream::Stdout,
+            data: "output\n".into(),
+        },
+    ]
+    .into_iter()
+    .map(|event| StampedEvent {
+        v: 1,
+        time: Utc::now(),
+        event,
+    })
+    .collect();
+    db.finish(&record("abc", 5), &events).unwrap();
+    assert_eq!(db.events("abc").unwrap().len(), 2);
+    assert_eq!(db.events_without_logs("abc").unwrap(), events[..1]);
+}
+
+#[test]
+fn bad_references_name_themselves() {
+    let (_dir, mut db) = open();
+    for id in ["abc1", "abc2"] {
+        db.finish(&record(id, 5), &[]).unwrap();
+    }
+    for reference in ["zzz", "abc", "^x", "^5", ""] {
+        let error = db.resolve(reference).unwrap_err().to_string();
+        assert!(error.contains(&format!("`{reference}`")) || reference.is_empty());
+        assert!(error.contains("strata history ls"), "{error}");
+    }
 }
