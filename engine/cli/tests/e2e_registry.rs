@@ -105,7 +105,10 @@ fn plain_http_needs_opt_in() {
     assert!(text.contains("--allow-insecure-registry"), "{text}");
 
     // The failed push still stored `a/b:v1` locally, so pull another name.
-    let pull = context(&[("Dockerfile", &format!("FROM {}/never/pushed:v1\n", registry.host))]);
+    let pull = context(&[(
+        "Dockerfile",
+        &format!("FROM {}/never/pushed:v1\n", registry.host),
+    )]);
     let out = store.build(pull.path(), &[]);
     assert!(!out.status.success());
     assert!(
@@ -237,12 +240,24 @@ fn push_mounts_and_skips_known_blobs() {
     };
 
     let first = push_events("one/app:v1");
-    assert!(first.ends_with("3 blobs uploaded, 0 mounted, 0 already present"), "{first}");
+    assert!(
+        first.ends_with("3 blobs uploaded, 0 mounted, 0 already present"),
+        "{first}"
+    );
     let again = push_events("one/app:v2");
-    assert!(again.ends_with("0 blobs uploaded, 0 mounted, 3 already present"), "{again}");
+    assert!(
+        again.ends_with("0 blobs uploaded, 0 mounted, 3 already present"),
+        "{again}"
+    );
     let other = push_events("two/app:v1");
-    assert!(other.ends_with("0 blobs uploaded, 3 mounted, 0 already present"), "{other}");
-    assert_eq!(registry.raw_manifest("two/app:v1"), registry.raw_manifest("one/app:v1"));
+    assert!(
+        other.ends_with("0 blobs uploaded, 3 mounted, 0 already present"),
+        "{other}"
+    );
+    assert_eq!(
+        registry.raw_manifest("two/app:v1"),
+        registry.raw_manifest("one/app:v1")
+    );
 }
 
 #[test]
