@@ -49,7 +49,7 @@ pub fn image_layers(store: &Store, snapshot: Option<&str>) -> Result<Vec<LayerRe
 /// Like [`image_layers`], with tar options and progress.
 ///
 /// A stored layer is reused when it matches `options`: a base image layer
-/// keeps its compression unless `force_compression` asks for another, a
+/// keeps its compression unless `force_compression` requests another, a
 /// built layer is reused only for the default encoding (gzip at the
 /// default level, mtimes unclamped), and `rewrite_timestamp` recompresses
 /// every layer. Only default encodings are recorded as a snapshot's

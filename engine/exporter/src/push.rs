@@ -1,6 +1,6 @@
 //! Pushes an image from the local store to a registry: blobs the registry
 //! lacks are mounted from another repository of the same registry when
-//! the store knows one that holds them, else uploaded; the manifest goes
+//! the store has recorded one that contains them, else uploaded; the manifest goes
 //! last, so a tag never points at missing blobs.
 
 use crate::image::Manifest;
@@ -14,7 +14,7 @@ use strata_store::Store;
 /// Blob uploads running at once per push.
 const PARALLEL_UPLOADS: usize = 4;
 
-/// What a push sent.
+/// Blob counts of a push, by outcome.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PushReport {
     /// Blobs uploaded in full.

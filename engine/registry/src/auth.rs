@@ -1,5 +1,5 @@
 //! Registry credentials from Docker's `config.json` and the
-//! `WWW-Authenticate` challenges registries answer with.
+//! `WWW-Authenticate` challenges of registries.
 //!
 //! Credentials are looked up as the Docker CLI does: `credHelpers[host]`,
 //! then `credsStore`, then `auths[host]`. A helper is the program

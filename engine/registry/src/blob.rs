@@ -191,7 +191,7 @@ impl RegistryClient {
     }
 }
 
-/// Hashes what `file` already holds and returns its length.
+/// Hashes the bytes already in `file` and returns their count.
 fn hash_file(file: &mut std::fs::File, hasher: &mut Sha256) -> Result<u64> {
     file.rewind()?;
     let mut buf = vec![0; 256 * 1024];

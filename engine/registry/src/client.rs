@@ -17,7 +17,7 @@ pub const MANIFEST_ACCEPT: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-/// How a client reaches registries.
+/// Transport settings of a registry client.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
     /// Hosts (`127.0.0.1:5000`) spoken to over plain HTTP. Only loopback
@@ -108,8 +108,8 @@ impl RegistryClient {
         format!("{scheme}://{host}/v2/")
     }
 
-    /// Sends a request built by `build`, answering one auth challenge. The
-    /// scopes are `repository:NAME:ACTIONS` strings for bearer tokens.
+    /// Sends a request built by `build` and, after a 401, retries it once
+    /// with credentials for the challenge. The scopes are `repository:NAME:ACTIONS` strings for bearer tokens.
     pub async fn send(
         &self,
         registry: &str,
@@ -136,7 +136,7 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_challenge)
             .ok_or_else(|| {
-                anyhow!("Registry `{registry}` answered 401 without a usable `WWW-Authenticate` challenge")
+                anyhow!("Registry `{registry}` returned 401 without a usable `WWW-Authenticate` challenge")
             })?;
         let value = self.authorize(registry, scopes, &challenge).await?;
         self.tokens
@@ -167,7 +167,7 @@ impl RegistryClient {
             .cloned()
     }
 
-    /// Returns the `Authorization` value that answers `challenge`.
+    /// Returns the `Authorization` value for `challenge`.
     async fn authorize(
         &self,
         registry: &str,
@@ -240,7 +240,7 @@ impl RegistryClient {
         let status = response.status();
         if !status.is_success() {
             bail!(
-                "Token server `{realm}` of registry `{registry}` answered {status}: run `docker login {registry}` or check the entry in Docker's `config.json`"
+                "Token server `{realm}` of registry `{registry}` returned {status}: run `docker login {registry}` or check the entry in Docker's `config.json`"
             );
         }
         let bytes = response
@@ -388,7 +388,7 @@ pub async fn check_status(response: Response, what: &str) -> Result<Response> {
     if status == StatusCode::NOT_FOUND {
         bail!("Registry has no {what}: check the name and tag ({detail})");
     }
-    bail!("Registry answered {status} for {what}: {detail}")
+    bail!("Registry returned {status} for {what}: {detail}")
 }
 
 fn content_type(headers: &HeaderMap) -> String {

@@ -38,7 +38,7 @@ pub struct RemotePlatform {
     pub variant: Option<String>,
 }
 
-/// Either kind of document; which fields are set tells them apart.
+/// Either kind of document, distinguished by the fields it sets.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Document {
@@ -62,11 +62,11 @@ pub enum Parsed {
     },
 }
 
-/// Parses a manifest or index; `content_type` is the response header and
-/// wins over a `mediaType` field that disagrees only when the field is absent.
-pub fn parse(bytes: &[u8], content_type: &str, what: &str) -> Result<Parsed> {
+/// Parses a manifest or index. `content_type`, the response header, is
+/// used when the document has no `mediaType` field.
+pub fn parse(bytes: &[u8], content_type: &str, image: &str) -> Result<Parsed> {
     let document: Document = serde_json::from_slice(bytes)
-        .with_context(|| format!("Invalid manifest for `{what}`: not a JSON manifest or index"))?;
+        .with_context(|| format!("Invalid manifest for `{image}`: not a JSON manifest or index"))?;
     let media_type = document.media_type.as_deref().unwrap_or(content_type);
     if let Some(manifests) = document.manifests {
         return Ok(Parsed::Index(manifests));
@@ -75,12 +75,12 @@ pub fn parse(bytes: &[u8], content_type: &str, what: &str) -> Result<Parsed> {
         || media_type == "application/vnd.docker.distribution.manifest.v1+prettyjws"
     {
         bail!(
-            "Image `{what}` uses the Docker schema 1 manifest, which is not supported: push it again with a current client"
+            "Image `{image}` uses the Docker schema 1 manifest, which is not supported: push it again with a current client"
         );
     }
     let (Some(config), Some(layers)) = (document.config, document.layers) else {
         bail!(
-            "Invalid manifest for `{what}`: it has neither `manifests` nor `config` and `layers`"
+            "Invalid manifest for `{image}`: it has neither `manifests` nor `config` and `layers`"
         );
     };
     if let Some(bad) = layers
@@ -88,7 +88,7 @@ pub fn parse(bytes: &[u8], content_type: &str, what: &str) -> Result<Parsed> {
         .find(|l| !LAYER_TYPES.contains(&l.media_type.as_str()))
     {
         bail!(
-            "Image `{what}` has a layer of media type `{}`, which cannot be unpacked: only gzip, zstd and uncompressed tar layers are supported",
+            "Image `{image}` has a layer of media type `{}`, which cannot be unpacked: only gzip, zstd and uncompressed tar layers are supported",
             bad.media_type
         );
     }

@@ -1,7 +1,7 @@
-//! Pulls an image into the local store: manifest (through an index when
-//! the tag names several platforms), config, layer blobs downloaded in
-//! parallel and verified, then each layer unpacked once into a `Layer`
-//! snapshot that every image sharing the same chain reuses.
+//! Pulls an image into the local store. The manifest comes through an
+//! index when the tag names several platforms. Layer blobs are downloaded
+//! in parallel and verified, then each layer is unpacked once into a
+//! `Layer` snapshot that every image with the same chain reuses.
 
 use crate::client::RegistryClient;
 use crate::manifest::{self, Parsed, RemoteDescriptor};
@@ -19,7 +19,7 @@ use strata_store::{ImageRecord, LayerRecord, SnapshotKind, Store};
 /// Blob downloads running at once per pull.
 const PARALLEL_DOWNLOADS: usize = 4;
 
-/// What a pull did.
+/// The outcome of a pull.
 #[derive(Debug)]
 pub struct Pulled {
     pub image: ImageRecord,
@@ -178,7 +178,7 @@ pub async fn fetch_blob(
     if size != expected_size {
         let _ = std::fs::remove_file(&partial);
         bail!(
-            "Blob `{digest}` of `{reference}` is {size} bytes, but its manifest says {expected_size}: the registry sent corrupt data"
+            "Blob `{digest}` of `{reference}` is {size} bytes, but its manifest lists {expected_size}: the registry sent corrupt data"
         );
     }
     let (store, digest) = (store.clone(), digest.clone());
@@ -253,7 +253,7 @@ pub fn unpack_layer(store: &Store, parent: Option<&str>, layer: &LayerRecord) ->
     if diff_id != layer.diff_id {
         let _ = store.abort(active);
         bail!(
-            "Layer `{}` unpacks to `{diff_id}`, but the image config says `{}`: the image is corrupt",
+            "Layer `{}` unpacks to `{diff_id}`, but the image config lists `{}`: the image is corrupt",
             layer.blob,
             layer.diff_id
         );

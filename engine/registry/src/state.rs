@@ -1,4 +1,4 @@
-//! What the store remembers about registries, under `$STRATA_ROOT/registry/`:
+//! Registry metadata of a store, under `$STRATA_ROOT/registry/`:
 //!
 //! - `resolved.json`: per image name, the digest its tag pointed at, the
 //!   platform manifest pulled and when the tag was last checked, so that

@@ -1,7 +1,7 @@
 //! Images as sources: resolution for the Dockerfile frontend and loading
 //! for the solver. Resolution pulls from a registry when the local store
 //! lacks the image or the tag's last check is older than the freshness
-//! window; loading reads only the local store, where resolution put it.
+//! window. Loading reads only the local store, where resolution put it.
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -23,7 +23,7 @@ pub struct StoreImageResolver {
     pub resolve_ttl: Duration,
 }
 
-/// What resolution should do with an image name.
+/// The action resolution takes for an image name.
 #[derive(Debug, PartialEq, Eq)]
 enum Plan {
     /// Use the local image as it is.

@@ -1,8 +1,8 @@
 //! Cache export (`--cache-to`) and import (`--cache-from`).
 //!
 //! An export writes one record per cache key of the build, linking it to
-//! the layer chain of its result. An import reads only the records; the
-//! layers of a record are fetched when a step's key hits it, and unpacked
+//! the layer chain of its result. An import reads only the records. The
+//! layers of a record are fetched when a step's key hits it and unpacked
 //! into the local store, which then caches the key itself.
 
 pub mod format;
@@ -58,8 +58,7 @@ pub fn collect_records(
     Ok(config)
 }
 
-/// Writes `config` and its layers where `spec` says and returns the
-/// number of records written.
+/// Writes `config` and its layers to the location of `spec`.
 pub async fn export(
     store: &Arc<Store>,
     client: &RegistryClient,
