@@ -284,3 +284,151 @@ fn pushed_image_runs_in_docker() {
     );
     assert_eq!(String::from_utf8_lossy(&ran.stdout).trim(), "pushed");
 }
+
+/// Pushes [`APP`] as `image` from a fresh store and returns that store.
+fn pushed(registry: &TestRegistry, image: &str) -> TestStore {
+    let store = TestStore::new();
+    assert_success(&push(&store, registry, image, &[]));
+    store
+}
+
+/// Builds `FROM image` in `store` against the plain registry.
+fn build_from(store: &TestStore, registry: &TestRegistry, image: &str) -> std::process::Output {
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {}/{image}\nRUN cat /hello\n", registry.host),
+    )]);
+    store.build(ctx.path(), &["--allow-insecure-registry", &registry.host])
+}
+
+#[test]
+fn pull_resumes_partial_download() {
+    let registry = TestRegistry::plain();
+    let source = pushed(&registry, "resume/app:v1");
+    let manifest = registry.raw_manifest("resume/app:v1");
+    let top = manifest["layers"][1]["digest"].as_str().unwrap();
+    let hex = top.strip_prefix("sha256:").unwrap();
+    let blob = std::fs::read(source.root().join("content/sha256").join(hex)).unwrap();
+
+    // Half of the blob, as an interrupted download leaves it.
+    let store = TestStore::new();
+    let partial_dir = store.root().join("registry/partial");
+    std::fs::create_dir_all(&partial_dir).unwrap();
+    std::fs::write(partial_dir.join(hex), &blob[..blob.len() / 2]).unwrap();
+    assert_success(&build_from(&store, &registry, "resume/app:v1"));
+    assert!(
+        !partial_dir.join(hex).exists(),
+        "the partial file was not removed"
+    );
+    assert_eq!(
+        std::fs::read(store.root().join("content/sha256").join(hex)).unwrap(),
+        blob
+    );
+}
+
+#[test]
+fn corrupt_partial_download_is_discarded() {
+    let registry = TestRegistry::plain();
+    let source = pushed(&registry, "corrupt/app:v1");
+    let manifest = registry.raw_manifest("corrupt/app:v1");
+    let top = manifest["layers"][1]["digest"].as_str().unwrap();
+    let hex = top.strip_prefix("sha256:").unwrap();
+    let size = std::fs::metadata(source.root().join("content/sha256").join(hex))
+        .unwrap()
+        .len();
+
+    let store = TestStore::new();
+    let partial_dir = store.root().join("registry/partial");
+    std::fs::create_dir_all(&partial_dir).unwrap();
+    std::fs::write(partial_dir.join(hex), vec![b'x'; (size / 2) as usize]).unwrap();
+    let failed = build_from(&store, &registry, "corrupt/app:v1");
+    assert!(!failed.status.success());
+    let text = stderr(&failed);
+    assert!(text.contains("the registry sent corrupt data"), "{text}");
+    assert!(
+        !partial_dir.join(hex).exists(),
+        "the corrupt partial file was kept"
+    );
+    assert!(!store.root().join("content/sha256").join(hex).exists());
+
+    // The next build downloads the blob again from the start.
+    assert_success(&build_from(&store, &registry, "corrupt/app:v1"));
+}
+
+#[test]
+fn pull_docker_media_types() {
+    let registry = TestRegistry::plain();
+    pushed(&registry, "formats/app:oci");
+    let copied = registry.skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--src-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("docker://{}/formats/app:oci", registry.host),
+        &format!("docker://{}/formats/app:docker", registry.host),
+    ]);
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let manifest = registry.raw_manifest("formats/app:docker");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let store = TestStore::new();
+    assert_success(&build_from(&store, &registry, "formats/app:docker"));
+}
+
+#[test]
+fn credential_helper_logs_in() {
+    let registry = TestRegistry::tls_auth();
+    let bin = registry.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-strata-test");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {host} ] || exit 1\necho '{{\"ServerURL\":\"{host}\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'\n",
+            host = registry.host
+        ),
+    )
+    .unwrap();
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&helper, mode).unwrap();
+    let config = registry.dir.path().join("helper-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"strata-test"}}}}"#, registry.host),
+    )
+    .unwrap();
+
+    let store = TestStore::new();
+    let ctx = context(&[("Dockerfile", APP)]);
+    let output = format!("type=image,name={}/helper/app:v1,push=true", registry.host);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = store
+        .command()
+        .env("PATH", path)
+        .env("DOCKER_CONFIG", &config)
+        .env("STRATA_REGISTRY_CERTS_DIR", registry.certs_dir())
+        .args(["build", "--progress", "plain", "--output", &output])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert_success(&out);
+    assert_eq!(
+        registry.raw_manifest("helper/app:v1")["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
