@@ -26,19 +26,46 @@ pub struct RegistryOptions {
     /// Directory with one folder of extra CA certificates per host, like
     /// Docker's `/etc/docker/certs.d/HOST/ca.crt`.
     pub certs_dir: Option<PathBuf>,
+    /// Host names (without port) the client may contact; `None` allows
+    /// every host. Tests set it so that no request leaves the machine.
+    pub allowed_hosts: Option<BTreeSet<String>>,
 }
 
 impl RegistryOptions {
-    /// Reads `STRATA_REGISTRY_CERTS_DIR`, defaulting to `/etc/docker/certs.d`.
+    /// Reads `STRATA_REGISTRY_CERTS_DIR` (default `/etc/docker/certs.d`)
+    /// and `STRATA_REGISTRY_ALLOW`, a comma-separated list of host names.
     pub fn from_env() -> RegistryOptions {
         let certs_dir = std::env::var_os("STRATA_REGISTRY_CERTS_DIR")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/etc/docker/certs.d"));
+        let allowed_hosts = std::env::var("STRATA_REGISTRY_ALLOW").ok().map(|list| {
+            list.split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect()
+        });
         RegistryOptions {
             insecure_hosts: BTreeSet::new(),
             certs_dir: Some(certs_dir),
+            allowed_hosts,
         }
+    }
+
+    /// Fails unless `host` (with optional port) is in `allowed_hosts`.
+    pub fn check_allowed(&self, host: &str) -> Result<()> {
+        let Some(allowed) = &self.allowed_hosts else {
+            return Ok(());
+        };
+        let name = host_name(host);
+        if !allowed.contains(name) {
+            let list: Vec<&str> = allowed.iter().map(String::as_str).collect();
+            bail!(
+                "Registry host `{name}` is not in `STRATA_REGISTRY_ALLOW` (`{}`): add it there or unset the variable",
+                list.join(",")
+            );
+        }
+        Ok(())
     }
 
     /// Allows plain HTTP to `host`, which must be a loopback address.
@@ -116,6 +143,7 @@ impl RegistryClient {
         scopes: &[String],
         build: &(dyn Fn(&reqwest::Client) -> Result<RequestBuilder> + Sync),
     ) -> Result<Response> {
+        self.options.check_allowed(api_host(registry))?;
         let key = (registry.to_string(), scopes.join(" "));
         let cached = self.cached_token(&key);
         let mut request = build(&self.http)?;
@@ -201,6 +229,10 @@ impl RegistryClient {
         scopes: &[String],
         credentials: Option<Credentials>,
     ) -> Result<String> {
+        let realm_host = realm
+            .split_once("://")
+            .map_or(realm, |(_, rest)| rest.split('/').next().unwrap_or(rest));
+        self.options.check_allowed(realm_host)?;
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(service) = service {
             query.push(("service", service));
@@ -391,6 +423,17 @@ pub async fn check_status(response: Response, what: &str) -> Result<Response> {
     bail!("Registry returned {status} for {what}: {detail}")
 }
 
+/// Returns `host` without its port or IPv6 brackets.
+fn host_name(host: &str) -> &str {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => {
+            name
+        }
+        _ => host,
+    };
+    name.trim_start_matches('[').trim_end_matches(']')
+}
+
 fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(CONTENT_TYPE)
@@ -452,4 +495,28 @@ fn url_encode(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list_matches_host_names() {
+        let options = RegistryOptions {
+            allowed_hosts: Some(BTreeSet::from(["127.0.0.1".to_string()])),
+            ..RegistryOptions::default()
+        };
+        assert!(options.check_allowed("127.0.0.1:5000").is_ok());
+        let error = options.check_allowed("registry-1.docker.io").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("`registry-1.docker.io` is not in `STRATA_REGISTRY_ALLOW`"),
+            "{error}"
+        );
+        assert!(RegistryOptions::default().check_allowed("ghcr.io").is_ok());
+        assert_eq!(host_name("[::1]:5000"), "::1");
+        assert_eq!(host_name("localhost"), "localhost");
+    }
 }

@@ -113,7 +113,11 @@ impl StoreImageResolver {
     ) -> anyhow::Result<ImageRecord> {
         let pulled = pull_image(&self.store, client, reference, name, platform)
             .await
-            .with_context(|| format!("Failed to pull `{name}`"))?;
+            .with_context(|| {
+                format!(
+                    "Failed to pull `{name}`; to build from a local root filesystem instead, run `strata image import ROOTFS.tar --tag {name}`"
+                )
+            })?;
         state.set_resolved(name, pulled.tag_digest.as_str(), &pulled.image.manifest)?;
         Ok(pulled.image)
     }
