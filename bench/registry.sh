@@ -37,7 +37,7 @@ seconds() {
     start=$(date +%s.%N)
     "$@" >/dev/null 2>&1
     end=$(date +%s.%N)
-    echo "$end - $start" | bc
+    printf '%.2f\n' "$(echo "$end - $start" | bc)"
 }
 
 cores=$(nproc)
@@ -55,7 +55,7 @@ export_time() {
 }
 gzip_time=$(export_time compression=gzip,compression-level=6)
 zstd_time=$(export_time compression=zstd,compression-level=3)
-ideal=$(echo "scale=2; $gzip_time / $cores" | bc)
+ideal=$(printf '%.2f' "$(echo "scale=4; $gzip_time / $cores" | bc)")
 
 # 2. A 50-step build, exported in max mode and imported by a fresh store.
 mkdir -p "$work/steps"
