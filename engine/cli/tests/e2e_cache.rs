@@ -1,256 +1,202 @@
-//! `strata du`, `strata prune`, `strata cache pin|unpin` and the automatic
-//! garbage collection, run as the real binary against a private store,
-//! including builds and prunes racing on one store.
+//! Cache export and import: a local layout directory and a registry on
+//! 127.0.0.1, read by a second store.
 
 mod common;
+mod registry_support;
 
-use common::{TestStore, assert_success, context, stderr};
-use serde_json::Value;
-use std::collections::HashSet;
-use std::process::Output;
+use common::{TestStore, assert_success, context, count_events};
+use registry_support::TestRegistry;
 
-const DOCKERFILE: &str = "FROM busybox\nCOPY a /a\nRUN cat /a > /b\n";
+const LINEAR: &str = "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n";
 
-fn json(output: &Output) -> Value {
-    assert_success(output);
-    serde_json::from_slice(&output.stdout).unwrap()
+/// Builds with rawjson progress and extra environment-free flags.
+fn build(store: &TestStore, dir: &std::path::Path, flags: &[&str]) -> Vec<serde_json::Value> {
+    let (out, events) = store.build_events(dir, flags);
+    assert_success(&out);
+    events
 }
 
-fn du(store: &TestStore) -> Vec<Value> {
-    let value = json(&store.strata(&["du", "--format", "json"]));
-    value["records"].as_array().unwrap().clone()
-}
-
-fn types(records: &[Value]) -> Vec<String> {
-    let mut types: Vec<String> = records
+fn warnings(events: &[serde_json::Value]) -> Vec<String> {
+    events
         .iter()
-        .map(|r| r["type"].as_str().unwrap().to_string())
-        .collect();
-    types.sort();
-    types
+        .filter(|e| e["type"] == "warning")
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect()
 }
 
-/// Fails unless every record's parent is itself a record.
-fn assert_chains_complete(records: &[Value]) {
-    let ids: HashSet<&str> = records.iter().map(|r| r["id"].as_str().unwrap()).collect();
-    for record in records {
-        if let Some(parent) = record["parent"].as_str() {
-            assert!(ids.contains(parent), "record {record} lost its parent");
-        }
-    }
-}
-
-#[test]
-fn du_lists_build_records() {
-    let store = TestStore::new();
-    let ctx = context(&[("Dockerfile", DOCKERFILE), ("a", "hello")]);
-    assert_success(&store.build(ctx.path(), &[]));
-
-    let records = du(&store);
-    assert_eq!(
-        types(&records),
-        vec!["layer", "regular", "regular", "source.local"]
+/// Asserts that every step with a cache key was cached, none ran.
+fn assert_all_cached(events: &[serde_json::Value]) {
+    let keyed = count_events(events, "cache_key");
+    assert!(keyed >= 2, "expected cache keys, got {keyed}");
+    assert_eq!(count_events(events, "vertex_cached"), keyed, "{events:#?}");
+    let ran = common::vertex_names_with(events, "vertex_completed");
+    assert!(
+        ran.iter().all(|name| !name.contains("RUN")),
+        "steps ran: {ran:?}"
     );
-    let layer = records.iter().find(|r| r["type"] == "layer").unwrap();
-    assert_eq!(layer["shared"], true);
-    assert_eq!(layer["images"][0], "docker.io/library/busybox:latest");
-    let mirror = records
-        .iter()
-        .find(|r| r["type"] == "source.local")
-        .unwrap();
-    // The mirror holds only what the build reads: `a`, not the Dockerfile.
-    assert_eq!(mirror["size"], 5);
-    assert_eq!(mirror["in_use"], Value::Null);
-    assert_eq!(mirror["builds"].as_array().unwrap().len(), 1);
-
-    let filtered = json(&store.strata(&["du", "--format", "json", "--filter", "type==regular"]));
-    assert_eq!(filtered["records"].as_array().unwrap().len(), 2);
-
-    let table = store.strata(&["du"]);
-    assert_success(&table);
-    let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("source.local"), "{text}");
-    assert!(text.contains("Reclaimable:"), "{text}");
 }
 
-#[test]
-fn prune_keeps_image_and_rebuild_works() {
-    let store = TestStore::new();
-    let ctx = context(&[("Dockerfile", DOCKERFILE), ("a", "hello")]);
-    assert_success(&store.build(ctx.path(), &[]));
-
-    let dry = json(&store.strata(&["prune", "--dry-run", "--format", "json"]));
-    assert_eq!(dry["deleted"].as_array().unwrap().len(), 3);
-    assert_eq!(dry["kept"][0]["kept"]["reason"], "used_by_image");
-    assert_eq!(du(&store).len(), 4, "a dry run deletes nothing");
-
-    let pruned = json(&store.strata(&["prune", "--format", "json"]));
-    assert_eq!(pruned["deleted"].as_array().unwrap().len(), 3);
-    assert_eq!(types(&du(&store)), vec!["layer"]);
-
-    let (output, events) = store.build_events(ctx.path(), &[]);
-    assert_success(&output);
-    let ran = common::vertex_names_with(&events, "vertex_completed");
-    assert!(ran.iter().any(|name| name.contains("RUN cat")), "{ran:?}");
-}
-
-#[test]
-fn pinned_record_survives_prune_all() {
-    let store = TestStore::new();
-    let ctx = context(&[("Dockerfile", DOCKERFILE), ("a", "hello")]);
-    assert_success(&store.build(ctx.path(), &[]));
-    let regular = json(&store.strata(&["du", "--format", "json", "--filter", "type==regular"]));
-    let top = regular["records"]
+/// Returns the layer digests of a manifest or cache manifest.
+fn layer_digests(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["shared"] == false)
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
 
-    assert_success(&store.strata(&["cache", "pin", &top[..10]]));
-    let dry = store.strata(&["prune", "--all", "--dry-run"]);
-    assert_success(&dry);
-    let text = String::from_utf8_lossy(&dry.stdout);
-    assert!(text.contains("pinned"), "{text}");
-    assert!(text.contains("parent of kept record"), "{text}");
-
-    assert_success(&store.strata(&["prune", "--all"]));
-    let left = du(&store);
-    assert_eq!(types(&left), vec!["layer", "regular", "regular"]);
-    assert_chains_complete(&left);
-
-    assert_success(&store.strata(&["cache", "unpin", &top]));
-    assert_success(&store.strata(&["prune", "--all"]));
-    assert_eq!(types(&du(&store)), vec!["layer"]);
+fn has_blob(store: &TestStore, digest: &str) -> bool {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    store.root().join("content/sha256").join(hex).exists()
 }
 
 #[test]
-fn invalid_values_are_rejected() {
-    let store = TestStore::new();
-    let cases: [(&[&str], &str); 7] = [
-        (&["prune", "--keep-storage", "10XB"], "`10XB`"),
-        (&["prune", "--keep-duration", "soon"], "`soon`"),
-        (&["prune", "--min-free-space", "150%"], "`150%`"),
-        (&["prune", "--filter", "color=red"], "`color=red`"),
-        (&["du", "--format", "xml"], "`xml`"),
-        (&["du", "--filter", "type==image"], "`type==image`"),
-        (&["cache", "pin", "0123abcd"], "`0123abcd`"),
-    ];
-    for (args, expected) in cases {
-        let output = store.strata(args);
-        assert!(!output.status.success(), "{args:?} succeeded");
-        let message = stderr(&output);
-        assert!(message.contains(expected), "{args:?}: {message}");
+fn local_cache_round_trip() {
+    let cache = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={},mode=max", cache.path().display());
+    let ctx = context(&[("Dockerfile", LINEAR)]);
+    let first = TestStore::new();
+    build(&first, ctx.path(), &["--cache-to", &dest]);
+    assert!(cache.path().join("index.json").exists());
+    assert!(cache.path().join("oci-layout").exists());
+
+    let second = TestStore::new();
+    let src = format!("type=local,src={}", cache.path().display());
+    let events = build(&second, ctx.path(), &["--cache-from", &src]);
+    assert_all_cached(&events);
+    assert!(count_events(&events, "cache_imported") >= 2);
+    assert!(warnings(&events).is_empty(), "{:?}", warnings(&events));
+}
+
+#[test]
+fn registry_cache_fetches_only_used_layers() {
+    let registry = TestRegistry::plain();
+    let reference = format!("{}/cache/app:build", registry.host);
+    let ctx = context(&[("Dockerfile", LINEAR)]);
+    let first = TestStore::new();
+    let to = format!("type=registry,ref={reference},mode=max,registry.insecure=true");
+    build(&first, ctx.path(), &["--cache-to", &to]);
+
+    let cache_manifest = registry.raw_manifest("cache/app:build");
+    assert_eq!(
+        cache_manifest["config"]["mediaType"],
+        "application/vnd.strata.cache.config.v1+json"
+    );
+    let cache_layers = layer_digests(&cache_manifest);
+    assert_eq!(cache_layers.len(), 3, "busybox and two RUN layers");
+
+    let second = TestStore::new();
+    let from = format!("type=registry,ref={reference}");
+    let image = format!("{}/cache/app:v1", registry.host);
+    let output = format!("type=image,name={image},push=true");
+    let events = build(
+        &second,
+        ctx.path(),
+        &[
+            "--cache-from",
+            &from,
+            "--allow-insecure-registry",
+            &registry.host,
+            "--output",
+            &output,
+        ],
+    );
+    assert_all_cached(&events);
+
+    // The second store fetched exactly the layers of the final image that
+    // it lacked: busybox was imported locally, so only the two RUN layers.
+    let final_layers = layer_digests(&registry.raw_manifest("cache/app:v1"));
+    for digest in &cache_layers {
+        let in_final = final_layers.contains(digest);
+        assert_eq!(has_blob(&second, digest), in_final, "blob {digest}");
     }
-    assert_eq!(types(&du(&store)), vec!["layer"], "nothing was deleted");
-}
-
-#[test]
-fn automatic_gc_honours_storage_limit() {
-    let store = TestStore::new();
-    let ctx = context(&[("Dockerfile", DOCKERFILE), ("a", "hello")]);
-    assert_success(&store.build(ctx.path(), &[]));
-    assert_eq!(du(&store).len(), 4, "the default limit keeps a small cache");
-
-    let output = store
-        .command()
-        .env("STRATA_GC_KEEP_STORAGE", "0")
-        .args(["build", "--progress", "plain", ctx.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_success(&output);
-    assert_eq!(types(&du(&store)), vec!["layer"]);
-
-    let output = store
-        .command()
-        .env("STRATA_GC_KEEP_STORAGE", "lots")
-        .args(["build", "--progress", "plain", ctx.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("`STRATA_GC_KEEP_STORAGE`"),
-        "{}",
-        stderr(&output)
+    let partial = second.root().join("registry/partial");
+    let leftovers = std::fs::read_dir(&partial).map_or(0, |d| d.count());
+    assert_eq!(
+        leftovers,
+        0,
+        "partial downloads left in {}",
+        partial.display()
     );
 }
 
-/// Two processes build in loops while a third prunes everything it can;
-/// one builder also collects garbage down to nothing after each build.
-/// Every build must succeed and the store must stay consistent.
 #[test]
-fn builds_survive_concurrent_prune() {
-    const BUILDS: usize = 8;
+fn min_mode_exports_final_chain_only() {
+    let cache = tempfile::tempdir().unwrap();
+    let dockerfile = "FROM busybox AS tool\nRUN echo t > /t\nFROM busybox\nRUN echo a > /a\n";
+    let ctx = context(&[("Dockerfile", dockerfile)]);
     let store = TestStore::new();
-    let first = context(&[("Dockerfile", DOCKERFILE), ("a", "first")]);
-    let second = context(&[
+    let dest = format!("type=local,dest={}", cache.path().display());
+    build(
+        &store,
+        ctx.path(),
+        &["--target", "tool", "--cache-to", &dest],
+    );
+    let tool_records = records(cache.path());
+    build(&store, ctx.path(), &["--cache-to", &dest]);
+    let final_records = records(cache.path());
+    assert_eq!(tool_records, 1);
+    assert_eq!(
+        final_records, 1,
+        "the `tool` stage is not in the final chain"
+    );
+}
+
+/// Counts the records of the cache config in a layout directory.
+fn records(dir: &std::path::Path) -> usize {
+    let read = |digest: &str| -> serde_json::Value {
+        let path = dir
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap());
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+    let config = read(manifest["config"]["digest"].as_str().unwrap());
+    config["records"].as_array().unwrap().len()
+}
+
+#[test]
+fn missing_and_unrelated_caches_warn() {
+    let ctx = context(&[("Dockerfile", LINEAR)]);
+    let store = TestStore::new();
+    let missing = tempfile::tempdir().unwrap();
+    let src = format!("type=local,src={}", missing.path().display());
+    let events = build(&store, ctx.path(), &["--cache-from", &src]);
+    let text = warnings(&events).join("\n");
+    assert!(text.contains("not found: building without it"), "{text}");
+
+    let other = tempfile::tempdir().unwrap();
+    let other_ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo other > /o\n")]);
+    let dest = format!("type=local,dest={},mode=max", other.path().display());
+    build(&store, other_ctx.path(), &["--cache-to", &dest]);
+    let fresh = TestStore::new();
+    let src = format!("type=local,src={}", other.path().display());
+    let changed = context(&[("Dockerfile", "FROM busybox\nRUN echo changed > /c\n")]);
+    let events = build(&fresh, changed.path(), &["--cache-from", &src]);
+    let text = warnings(&events).join("\n");
+    assert!(text.contains("None of the 1 records of cache"), "{text}");
+}
+
+#[test]
+fn cache_flags_reject_bad_values() {
+    let ctx = context(&[("Dockerfile", LINEAR)]);
+    let store = TestStore::new();
+    for (flag, value, needle) in [
+        ("--cache-to", "type=local", "type `local` needs `dest=...`"),
+        ("--cache-to", "type=local,dest=/x,mode=all", "mode `all`"),
+        ("--cache-from", "type=ftp,src=x", "unknown type `ftp`"),
         (
-            "Dockerfile",
-            "FROM busybox\nRUN echo shared > /s\nCOPY a /a\nRUN cat /a /s > /b\n",
+            "--cache-to",
+            "type=inline",
+            "inline cache is not supported yet",
         ),
-        ("a", "second"),
-    ]);
-    let done = std::sync::atomic::AtomicBool::new(false);
-
-    std::thread::scope(|scope| {
-        let builders: Vec<_> = [(first.path(), None), (second.path(), Some("0"))]
-            .into_iter()
-            .map(|(dir, keep)| {
-                let store = &store;
-                scope.spawn(move || {
-                    let mut failures = Vec::new();
-                    for round in 0..BUILDS {
-                        // Every other round changes the context: half hits, half misses.
-                        std::fs::write(dir.join("a"), format!("round {}", round / 2)).unwrap();
-                        let mut command = store.command();
-                        if let Some(keep) = keep {
-                            command.env("STRATA_GC_KEEP_STORAGE", keep);
-                        }
-                        let output = command
-                            .args(["build", "--progress", "plain", dir.to_str().unwrap()])
-                            .output()
-                            .unwrap();
-                        if !output.status.success() {
-                            failures.push(format!("round {round}: {}", stderr(&output)));
-                        }
-                    }
-                    failures
-                })
-            })
-            .collect();
-        let pruner = scope.spawn(|| {
-            let mut deleted = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let report = json(&store.strata(&["prune", "--all", "--format", "json"]));
-                deleted += report["deleted"].as_array().unwrap().len();
-            }
-            deleted
-        });
-
-        let failures: Vec<String> = builders
-            .into_iter()
-            .flat_map(|b| b.join().unwrap())
-            .collect();
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        let deleted = pruner.join().unwrap();
-        assert!(
-            failures.is_empty(),
-            "builds failed:\n{}",
-            failures.join("\n")
-        );
-        assert!(
-            deleted > 0,
-            "the pruner never deleted anything while builds ran"
-        );
-    });
-
-    let records = du(&store);
-    assert_chains_complete(&records);
-    assert!(records.iter().all(|r| r["in_use"].is_null()), "{records:?}");
-    assert_success(&store.build(first.path(), &[]));
-    assert_success(&store.strata(&["prune", "--all"]));
-    assert_eq!(types(&du(&store)), vec!["layer"]);
+    ] {
+        let out = store.build(ctx.path(), &[flag, value]);
+        assert!(!out.status.success(), "`{flag} {value}` was accepted");
+        let text = common::stderr(&out);
+        assert!(text.contains(needle), "`{flag} {value}`: {text}");
+    }
 }

@@ -2,13 +2,14 @@
 //! from the source crate, execution from the worker, cache records from
 //! the store.
 
+use crate::cache::CacheImports;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use strata_dockerfile::dockerignore::DockerIgnore;
 use strata_llb::{Digest, SourceOp, Vertex};
-use strata_solver::{Backend, Event, ResultRef, Selector, SourceResult, VertexContext};
+use strata_solver::{Backend, Event, EventSink, ResultRef, Selector, SourceResult, VertexContext};
 use strata_source::context::{ContextLease, ContextSource, SyncRequest};
 use strata_source::load_image;
 use strata_store::{Lease, Store};
@@ -27,6 +28,11 @@ pub(crate) struct BuildBackend {
     pub locals: Vec<LocalDir>,
     /// Context mirrors stay locked until the build ends.
     pub leases: Mutex<Vec<ContextLease>>,
+    /// Caches from `--cache-from`, consulted after the local cache.
+    pub imports: Option<Arc<CacheImports>>,
+    pub events: EventSink,
+    /// Every cache key looked up or saved, in order, for `--cache-to`.
+    pub keys: Mutex<Vec<Digest>>,
     /// Keeps every snapshot the build reads or produces from garbage
     /// collection. It must outlive the context locks above.
     pub lease: Arc<Lease>,
@@ -35,6 +41,13 @@ pub(crate) struct BuildBackend {
 }
 
 impl BuildBackend {
+    fn record_key(&self, key: &Digest) {
+        let mut keys = self.keys.lock().expect("key list lock");
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+
     fn load_local(
         &self,
         name: &str,
@@ -113,13 +126,39 @@ impl Backend for BuildBackend {
     }
 
     async fn cache_lookup(&self, key: &Digest) -> anyhow::Result<Option<ResultRef>> {
-        Ok(self
-            .lease
-            .cache_get(key)?
-            .map(|snapshot| ResultRef { snapshot }))
+        self.record_key(key);
+        if let Some(snapshot) = self.lease.cache_get(key)? {
+            return Ok(Some(ResultRef { snapshot }));
+        }
+        let Some(imports) = &self.imports else {
+            return Ok(None);
+        };
+        match imports.lookup(&self.store, key).await {
+            Ok(Some((source, snapshot))) => {
+                if let Some(id) = &snapshot {
+                    self.lease.add(id)?;
+                }
+                self.store.cache_put(key, snapshot.as_deref())?;
+                self.events.emit(Event::CacheImported {
+                    key: key.clone(),
+                    source,
+                });
+                Ok(Some(ResultRef { snapshot }))
+            }
+            Ok(None) => Ok(None),
+            // A broken import costs a rebuild of the step, not the build.
+            Err(error) => {
+                self.events.emit(Event::Warning {
+                    message: format!("{error:#}; running the step instead"),
+                    location: None,
+                });
+                Ok(None)
+            }
+        }
     }
 
     async fn cache_save(&self, key: &Digest, result: &ResultRef) -> anyhow::Result<()> {
+        self.record_key(key);
         self.store.cache_put(key, result.snapshot.as_deref())
     }
 

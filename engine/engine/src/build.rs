@@ -3,6 +3,7 @@
 use crate::Engine;
 use crate::backend::{BuildBackend, LocalDir};
 use crate::session::{SecretSpec, SshSpec, check_entitlements, exec_session};
+use crate::cache::{CacheExport, CacheImport, CacheImports, CacheLocation};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,13 @@ pub struct BuildRequest {
     pub ssh: Vec<SshSpec>,
     /// Granted entitlements, such as `security.insecure`.
     pub allow: Vec<String>,
+    /// Registry hosts (`127.0.0.1:5000`) to reach over plain HTTP, for pulls
+    /// and pushes; only loopback hosts are accepted.
+    pub insecure_registries: Vec<String>,
+    /// `--cache-to` destinations, written after the outputs.
+    pub cache_to: Vec<CacheExport>,
+    /// `--cache-from` sources, consulted when the local cache misses.
+    pub cache_from: Vec<CacheImport>,
 }
 
 impl BuildRequest {
@@ -70,6 +78,9 @@ impl BuildRequest {
             secrets: Vec::new(),
             ssh: Vec::new(),
             allow: Vec::new(),
+            insecure_registries: Vec::new(),
+            cache_to: Vec::new(),
+            cache_from: Vec::new(),
         }
     }
 }
@@ -229,6 +240,25 @@ impl Engine {
         check_entitlements(&conversion.definition, &request.allow)?;
         let session = Arc::new(exec_session(&request.secrets, &request.ssh)?);
         let ignore = read_dockerignore(&request.context)?;
+        if let Some(inline) = request
+            .cache_to
+            .iter()
+            .find(|c| c.location == CacheLocation::Inline)
+        {
+            return Err(BuildError::Input(format!(
+                "Invalid `--cache-to` value `{}`: inline cache is not supported yet; use `type=registry,ref=REF` or `type=local,dest=DIR`",
+                inline.location
+            )));
+        }
+        let client = registry_client(request)?;
+        let imports = match request.cache_from.is_empty() {
+            true => None,
+            false => Some(Arc::new(
+                CacheImports::load(&request.cache_from, client.clone(), events)
+                    .await
+                    .map_err(BuildError::Environment)?,
+            )),
+        };
         let backend = Arc::new(BuildBackend {
             store: self.store.clone(),
             worker: self.worker.clone(),
@@ -238,6 +268,9 @@ impl Engine {
                 ignore,
             }],
             leases: Mutex::new(Vec::new()),
+            imports: imports.clone(),
+            events: events.clone(),
+            keys: Mutex::new(Vec::new()),
             lease: lease.clone(),
             session,
         });
@@ -254,6 +287,12 @@ impl Engine {
 
         let exports = self
             .export(request, &result, &conversion.image_config, events)
+            .await?;
+        if let Some(imports) = &imports {
+            imports.warn_unused(events);
+        }
+        let keys = backend.keys.lock().expect("key list lock").clone();
+        self.export_cache(request, &client, &keys, &result, events)
             .await?;
         Ok(BuildResult {
             definition: conversion.definition,
@@ -275,6 +314,9 @@ impl Engine {
         let options = convert_options(request, name)?;
         let resolver = StoreImageResolver {
             store: self.store.clone(),
+            registry: Some(registry_client(request)?),
+            resolve_ttl: strata_registry::resolve_ttl_from_env()
+                .map_err(|e| BuildError::Input(format!("{e:#}")))?,
         };
         let conversion = convert(&ast, &options, &resolver).await?;
         for warning in &conversion.warnings {
@@ -304,6 +346,9 @@ impl Engine {
         let options = convert_options(request, name)?;
         let resolver = StoreImageResolver {
             store: self.store.clone(),
+            registry: Some(registry_client(request)?),
+            resolve_ttl: strata_registry::resolve_ttl_from_env()
+                .map_err(|e| BuildError::Input(format!("{e:#}")))?,
         };
         Ok(strata_dockerfile::convert::check(&ast, &options, &resolver).await?)
     }
@@ -326,18 +371,22 @@ impl Engine {
                 duration_ms: None,
             });
             let name = format!("exporting to {output}");
-            let (store, output, config, snapshot) = (
+            let (store, owned_output, config, snapshot) = (
                 self.store.clone(),
                 output.clone(),
                 config.clone(),
                 snapshot.clone(),
             );
             let report = tokio::task::spawn_blocking(move || {
-                strata_exporter::export(&store, snapshot.as_deref(), &config, &output, &mut |_| {})
+                let output = &owned_output;
+                strata_exporter::export(&store, snapshot.as_deref(), &config, output, &mut |_| {})
             })
             .await
             .map_err(|e| BuildError::Export(e.into()))?
             .map_err(BuildError::Export)?;
+            if output.push {
+                self.push(request, output, events).await?;
+            }
             let duration_ms = Some(started.elapsed().as_millis() as u64);
             events.emit(Event::Phase {
                 id,
@@ -372,6 +421,139 @@ impl Engine {
         }
         Ok(reports)
     }
+}
+
+impl Engine {
+    /// Pushes the image an `image` output stored under its name.
+    async fn push(
+        &self,
+        request: &BuildRequest,
+        output: &OutputSpec,
+        events: &EventSink,
+    ) -> Result<(), BuildError> {
+        let name = output
+            .name
+            .as_deref()
+            .ok_or_else(|| BuildError::Input("`push=true` needs `name`".into()))?;
+        let started = Instant::now();
+        let id = format!("push-{name}");
+        events.emit(Event::Phase {
+            id: id.clone(),
+            name: format!("pushing {name}"),
+            duration_ms: None,
+        });
+        let client = registry_client(request)?;
+        let report = strata_exporter::push_image(&self.store, &client, name)
+            .await
+            .map_err(|e| BuildError::Export(e.context(format!("Failed to push `{name}`"))))?;
+        events.emit(Event::Phase {
+            id,
+            name: format!(
+                "pushing {name}: {} blobs uploaded, {} mounted, {} already present",
+                report.uploaded.len(),
+                report.mounted.len(),
+                report.skipped.len()
+            ),
+            duration_ms: Some(started.elapsed().as_millis() as u64),
+        });
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Writes the cache records of this build to every `--cache-to`.
+    async fn export_cache(
+        &self,
+        request: &BuildRequest,
+        client: &strata_registry::RegistryClient,
+        keys: &[strata_llb::Digest],
+        result: &ResultRef,
+        events: &EventSink,
+    ) -> Result<(), BuildError> {
+        for (index, spec) in request.cache_to.iter().enumerate() {
+            let started = Instant::now();
+            let id = format!("cache-export-{index}");
+            let name = format!("exporting cache to {}", spec.location);
+            events.emit(Event::Phase {
+                id: id.clone(),
+                name: name.clone(),
+                duration_ms: None,
+            });
+            let (store, keys, mode, snapshot) = (
+                self.store.clone(),
+                keys.to_vec(),
+                spec.mode,
+                result.snapshot.clone(),
+            );
+            let config = tokio::task::spawn_blocking(move || {
+                crate::cache::collect_records(&store, &keys, mode, snapshot.as_deref())
+            })
+            .await
+            .map_err(|e| BuildError::Export(e.into()))?
+            .map_err(BuildError::Export)?;
+            crate::cache::export(&self.store, client, spec, &config)
+                .await
+                .map_err(|e| {
+                    BuildError::Export(
+                        e.context(format!("Failed to export cache to `{}`", spec.location)),
+                    )
+                })?;
+            events.emit(Event::Phase {
+                id,
+                name: format!(
+                    "{name}: {} records, {} layers",
+                    config.records.len(),
+                    config.layers.len()
+                ),
+                duration_ms: Some(started.elapsed().as_millis() as u64),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Builds the registry client of a build: `--allow-insecure-registry`
+/// hosts plus the hosts of outputs with `registry.insecure=true`.
+fn registry_client(
+    request: &BuildRequest,
+) -> Result<Arc<strata_registry::RegistryClient>, BuildError> {
+    let mut options = strata_registry::RegistryOptions::from_env();
+    let output_hosts = request
+        .outputs
+        .iter()
+        .filter(|o| o.insecure)
+        .filter_map(|o| o.name.as_deref())
+        .filter_map(|name| name.split_once('/').map(|(host, _)| host.to_string()));
+    let cache_hosts = request
+        .cache_to
+        .iter()
+        .filter(|c| c.insecure)
+        .map(|c| &c.location)
+        .chain(
+            request
+                .cache_from
+                .iter()
+                .filter(|c| c.insecure)
+                .map(|c| &c.location),
+        )
+        .filter_map(|location| match location {
+            CacheLocation::Registry(name) => name.split_once('/').map(|(host, _)| host.to_string()),
+            _ => None,
+        });
+    for host in request
+        .insecure_registries
+        .iter()
+        .cloned()
+        .chain(output_hosts)
+        .chain(cache_hosts)
+    {
+        options
+            .allow_insecure(&host)
+            .map_err(|e| BuildError::Input(format!("{e:#}")))?;
+    }
+    strata_registry::RegistryClient::new(options)
+        .map(Arc::new)
+        .map_err(BuildError::Environment)
 }
 
 impl BuildRequest {

@@ -4,6 +4,7 @@
 
 mod backend;
 mod build;
+pub mod cache;
 mod gc;
 mod session;
 

@@ -10,6 +10,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strata-dockerfile", &["strata-llb"]),
     ("strata-solver", &["strata-llb"]),
     ("strata-store", &["strata-llb"]),
+    ("strata-registry", &["strata-llb", "strata-store"]),
     (
         "strata-worker",
         &["strata-llb", "strata-store", "strata-solver"],
@@ -21,9 +22,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-store",
             "strata-solver",
             "strata-dockerfile",
+            "strata-registry",
         ],
     ),
-    ("strata-exporter", &["strata-llb", "strata-store"]),
+    (
+        "strata-exporter",
+        &["strata-llb", "strata-store", "strata-registry"],
+    ),
     ("strata-history", &["strata-llb", "strata-solver"]),
     (
         "strata-ui-model",
@@ -40,6 +45,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "strata-source",
             "strata-exporter",
             "strata-history",
+            "strata-registry",
         ],
     ),
 ];

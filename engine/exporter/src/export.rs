@@ -1,10 +1,10 @@
 //! Exports that read snapshots and blobs from the store.
 
 use crate::archive::{DestWriter, write_docker_archive, write_oci_archive};
-use crate::image::{ImageBlobs, LAYER_GZIP_MEDIA_TYPE, LayerBlob, build_image};
+use crate::image::{ImageBlobs, LayerBlob, build_image};
 use crate::layer::{LayerOptions, map_parallel, write_layer_with, write_rootfs_tar};
 use crate::local::materialize;
-use crate::output::{Dest, OutputKind, OutputSpec, normalize_name};
+use crate::output::{Compression, Dest, OutputKind, OutputSpec, normalize_name};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
@@ -48,9 +48,12 @@ pub fn image_layers(store: &Store, snapshot: Option<&str>) -> Result<Vec<LayerRe
 
 /// Like [`image_layers`], with tar options and progress.
 ///
-/// With `options.source_date_epoch` set, only layers of imported image
-/// snapshots come from the cache. The others are compressed with clamped
-/// mtimes and not cached, because a cached layer may carry later mtimes.
+/// A stored layer is reused when it matches `options`: a base image layer
+/// keeps its compression unless `force_compression` requests another, a
+/// built layer is reused only for the default encoding (gzip at the
+/// default level, mtimes unclamped), and `rewrite_timestamp` recompresses
+/// every layer. Only default encodings are recorded as a snapshot's
+/// layer, so a zstd or clamped export never replaces the stored gzip one.
 pub fn image_layers_with(
     store: &Store,
     snapshot: Option<&str>,
@@ -58,16 +61,22 @@ pub fn image_layers_with(
     progress: &mut dyn FnMut(ExportProgress),
 ) -> Result<Vec<LayerRecord>> {
     let chain = chain_ids(store, snapshot)?;
-    let clamped = options.source_date_epoch.is_some();
 
     let mut layers: Vec<Option<LayerRecord>> = Vec::with_capacity(chain.len());
     let mut missing: Vec<(usize, String, PathBuf)> = Vec::new();
     for (index, id) in chain.iter().enumerate() {
         let cached = store.layer_of(id)?;
         let usable = match &cached {
-            Some(_) if clamped => store.snapshot(id)?.kind == SnapshotKind::Layer,
-            Some(_) => true,
             None => false,
+            Some(_) if options.rewrite_timestamp => false,
+            Some(layer) => {
+                let same = Compression::of_media_type(&layer.media_type) == options.compression;
+                if store.snapshot(id)?.kind == SnapshotKind::Layer {
+                    same || !options.force_compression
+                } else {
+                    options.is_default_encoding()
+                }
+            }
         };
         if usable {
             let layer = cached.expect("usable implies a record");
@@ -97,7 +106,7 @@ pub fn image_layers_with(
     });
     for ((index, id, _), result) in missing.iter().zip(computed) {
         let layer = result?;
-        if !clamped {
+        if options.is_default_encoding() {
             store.set_layer(id, &layer)?;
         }
         progress(ExportProgress::LayerDone {
@@ -132,7 +141,7 @@ fn compress_snapshot(
     Ok(LayerRecord {
         blob,
         diff_id: digests.diff_id,
-        media_type: LAYER_GZIP_MEDIA_TYPE.to_string(),
+        media_type: options.compression.media_type().to_string(),
         size,
     })
 }
@@ -161,7 +170,7 @@ pub fn export(
     output: &OutputSpec,
     progress: &mut dyn FnMut(ExportProgress),
 ) -> Result<ExportReport> {
-    let options = LayerOptions::from_env()?;
+    let options = output_layer_options(output)?;
     let report = match output.kind {
         OutputKind::Image => {
             let name = output
@@ -229,6 +238,22 @@ pub fn export(
         bytes: report.bytes,
     });
     Ok(report)
+}
+
+/// Returns the layer options of `output`: `SOURCE_DATE_EPOCH` from the
+/// environment plus the output's compression and timestamp keys.
+pub fn output_layer_options(output: &OutputSpec) -> Result<LayerOptions> {
+    let mut options = LayerOptions::from_env()?;
+    options.compression = output.compression.unwrap_or_default();
+    options.compression_level = output.compression_level;
+    options.force_compression = output.force_compression;
+    options.rewrite_timestamp = output.rewrite_timestamp;
+    if options.rewrite_timestamp && options.source_date_epoch.is_none() {
+        bail!(
+            "Output key `rewrite-timestamp=true` needs `SOURCE_DATE_EPOCH`: set it to the seconds since 1970 to clamp file times to"
+        );
+    }
+    Ok(options)
 }
 
 /// Records the image of `snapshot` in the store under `name`, as `-t NAME`

@@ -10,6 +10,7 @@
 //! features (renamed directories, metadata-only copy-ups) are not
 //! supported, so snapshots must be mounted without them.
 
+use crate::output::Compression as LayerCompression;
 use anyhow::{Context, Result, bail};
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest as _, Sha256};
@@ -35,9 +36,9 @@ pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
 pub struct LayerDigests {
     /// sha256 of the uncompressed tar, the config's `rootfs.diff_ids` entry.
     pub diff_id: Digest,
-    /// sha256 of the gzip stream, the manifest's layer digest.
+    /// sha256 of the compressed stream, the manifest's layer digest.
     pub blob: Digest,
-    /// Bytes of the gzip stream.
+    /// Bytes of the compressed stream.
     pub size: u64,
     /// Bytes of the uncompressed tar.
     pub uncompressed_size: u64,
@@ -49,6 +50,15 @@ pub struct LayerOptions {
     /// Clamp every entry's mtime to at most this many seconds since the
     /// epoch, as `SOURCE_DATE_EPOCH` requests for reproducible builds.
     pub source_date_epoch: Option<i64>,
+    /// Compression of new layers; gzip by default.
+    pub compression: LayerCompression,
+    /// Compression level; `None` takes the algorithm's default.
+    pub compression_level: Option<i32>,
+    /// Recompress stored layers whose compression differs from `compression`.
+    pub force_compression: bool,
+    /// Clamp mtimes in every layer, base image layers included, to
+    /// `source_date_epoch`.
+    pub rewrite_timestamp: bool,
 }
 
 impl LayerOptions {
@@ -58,7 +68,19 @@ impl LayerOptions {
             Ok(text) if !text.is_empty() => Some(parse_epoch(&text)?),
             _ => None,
         };
-        Ok(LayerOptions { source_date_epoch })
+        Ok(LayerOptions {
+            source_date_epoch,
+            ..LayerOptions::default()
+        })
+    }
+
+    /// Returns whether layers written with these options are the store's
+    /// default (gzip at the default level, mtimes as they are), the only
+    /// ones recorded as a snapshot's layer.
+    pub fn is_default_encoding(&self) -> bool {
+        self.compression == LayerCompression::Gzip
+            && self.compression_level.is_none()
+            && self.source_date_epoch.is_none()
     }
 }
 
@@ -74,25 +96,23 @@ pub fn write_layer(diff_dir: &Path, out: impl Write) -> Result<LayerDigests> {
     write_layer_with(diff_dir, out, &LayerOptions::default())
 }
 
-/// Writes the gzip-compressed OCI layer tar of `diff_dir` to `out`,
-/// hashing the tar and the gzip stream in the same pass.
+/// Writes the compressed OCI layer tar of `diff_dir` to `out`, hashing
+/// the tar and the compressed stream in the same pass.
 pub fn write_layer_with(
     diff_dir: &Path,
     out: impl Write,
     options: &LayerOptions,
 ) -> Result<LayerDigests> {
-    // The gzip header carries no name and mtime 0, so equal trees give
-    // equal blobs.
     let compressed = HashingWriter::new(out);
-    let gzip = GzBuilder::new().write(compressed, Compression::default());
-    let mut builder = tar::Builder::new(HashingWriter::new(gzip));
+    let encoder = Encoder::new(compressed, options)?;
+    let mut builder = tar::Builder::new(HashingWriter::new(encoder));
     append_tree(&mut builder, diff_dir, TreeKind::OverlayUpper, options)?;
 
     let tar_out = builder
         .into_inner()
         .context("Failed to finish the layer tar")?;
-    let (gzip, diff_id, uncompressed_size) = tar_out.finish();
-    let compressed = gzip.finish().context("Failed to finish the gzip stream")?;
+    let (encoder, diff_id, uncompressed_size) = tar_out.finish();
+    let compressed = encoder.finish()?;
     let (mut out, blob, size) = compressed.finish();
     out.flush().context("Failed to flush the layer")?;
 
@@ -102,6 +122,64 @@ pub fn write_layer_with(
         size,
         uncompressed_size,
     })
+}
+
+/// The compressor of one layer. Both formats are deterministic for equal
+/// input and level: the gzip header carries no name and mtime 0, and
+/// zstd runs single-threaded without a dictionary.
+enum Encoder<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Plain(W),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(out: W, options: &LayerOptions) -> Result<Encoder<W>> {
+        Ok(match options.compression {
+            LayerCompression::Gzip => {
+                let level = options
+                    .compression_level
+                    .map_or(Compression::default(), |l| {
+                        Compression::new(l.clamp(0, 9) as u32)
+                    });
+                Encoder::Gzip(GzBuilder::new().write(out, level))
+            }
+            LayerCompression::Zstd => {
+                let level = options.compression_level.unwrap_or(3);
+                let mut encoder = zstd::stream::write::Encoder::new(out, level)
+                    .context("Failed to start the zstd stream")?;
+                encoder.include_checksum(true)?;
+                Encoder::Zstd(encoder)
+            }
+            LayerCompression::Uncompressed => Encoder::Plain(out),
+        })
+    }
+
+    fn finish(self) -> Result<W> {
+        Ok(match self {
+            Encoder::Gzip(gzip) => gzip.finish().context("Failed to finish the gzip stream")?,
+            Encoder::Zstd(zstd) => zstd.finish().context("Failed to finish the zstd stream")?,
+            Encoder::Plain(out) => out,
+        })
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Gzip(gzip) => gzip.write(buf),
+            Encoder::Zstd(zstd) => zstd.write(buf),
+            Encoder::Plain(out) => out.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Gzip(gzip) => gzip.flush(),
+            Encoder::Zstd(zstd) => zstd.flush(),
+            Encoder::Plain(out) => out.flush(),
+        }
+    }
 }
 
 /// Writes an uncompressed tar of a plain directory tree, such as a

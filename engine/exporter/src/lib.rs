@@ -13,12 +13,15 @@ pub mod image;
 pub mod layer;
 pub mod local;
 pub mod output;
+mod push;
 
 pub use archive::{DestWriter, write_docker_archive, write_oci_archive};
 pub use export::{
-    ExportProgress, ExportReport, export, image_layers, image_layers_with, store_image,
+    ExportProgress, ExportReport, export, image_layers, image_layers_with, output_layer_options,
+    store_image,
 };
 pub use image::{ImageBlobs, LayerBlob, build_config, build_image};
 pub use layer::{LayerDigests, LayerOptions, write_layer, write_layer_with, write_layers};
 pub use local::materialize;
-pub use output::{Dest, OutputKind, OutputSpec, OutputSpecError, normalize_name};
+pub use output::{Compression, Dest, OutputKind, OutputSpec, OutputSpecError, normalize_name};
+pub use push::{PushReport, push_image};

@@ -39,9 +39,25 @@ impl OutputKind {
     /// Returns the keys this type accepts besides `type`.
     pub fn keys(self) -> &'static [&'static str] {
         match self {
-            OutputKind::Docker | OutputKind::Oci => &["dest", "name"],
-            OutputKind::Local | OutputKind::Tar => &["dest"],
-            OutputKind::Image => &["name"],
+            OutputKind::Docker | OutputKind::Oci => &[
+                "dest",
+                "name",
+                "compression",
+                "compression-level",
+                "force-compression",
+                "rewrite-timestamp",
+            ],
+            OutputKind::Local => &["dest"],
+            OutputKind::Tar => &["dest", "rewrite-timestamp"],
+            OutputKind::Image => &[
+                "name",
+                "push",
+                "registry.insecure",
+                "compression",
+                "compression-level",
+                "force-compression",
+                "rewrite-timestamp",
+            ],
         }
     }
 }
@@ -68,6 +84,76 @@ pub struct OutputSpec {
     pub dest: Option<Dest>,
     /// The image name, normalised (`hello` becomes `docker.io/library/hello:latest`).
     pub name: Option<String>,
+    /// `push=true`: push the image to the registry its name starts with.
+    pub push: bool,
+    /// `registry.insecure=true`: push over plain HTTP (loopback hosts only).
+    pub insecure: bool,
+    /// `compression=gzip|zstd|uncompressed`; `None` keeps gzip.
+    pub compression: Option<Compression>,
+    /// `compression-level=N`: gzip 0-9, zstd 1-22.
+    pub compression_level: Option<i32>,
+    /// `force-compression=true`: recompress layers stored with another
+    /// compression instead of reusing them.
+    pub force_compression: bool,
+    /// `rewrite-timestamp=true`: clamp file mtimes in every layer, base
+    /// layers included, to `SOURCE_DATE_EPOCH`.
+    pub rewrite_timestamp: bool,
+}
+
+/// A layer compression algorithm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    Uncompressed,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::Uncompressed => "uncompressed",
+        }
+    }
+
+    /// Returns the OCI layer media type of this compression.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            Compression::Uncompressed => "application/vnd.oci.image.layer.v1.tar",
+        }
+    }
+
+    /// Returns the compression a layer media type names.
+    pub fn of_media_type(media_type: &str) -> Compression {
+        if media_type.ends_with("+zstd") || media_type.ends_with(".zstd") {
+            Compression::Zstd
+        } else if media_type.ends_with("gzip") {
+            Compression::Gzip
+        } else {
+            Compression::Uncompressed
+        }
+    }
+
+    /// Checks `level` against this algorithm's range.
+    pub fn check_level(self, level: i32) -> Result<(), OutputSpecError> {
+        let (low, high) = match self {
+            Compression::Gzip => (0, 9),
+            Compression::Zstd => (1, 22),
+            Compression::Uncompressed => (0, 0),
+        };
+        if level < low || level > high {
+            return Err(OutputSpecError::InvalidValue {
+                key: "compression-level".into(),
+                value: level.to_string(),
+                expected: format!("{low} to {high} for `{}`", self.as_str()),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for OutputSpec {
@@ -81,6 +167,24 @@ impl fmt::Display for OutputSpec {
         }
         if let Some(name) = &self.name {
             write!(f, ",name={name}")?;
+        }
+        if self.push {
+            write!(f, ",push=true")?;
+        }
+        if self.insecure {
+            write!(f, ",registry.insecure=true")?;
+        }
+        if let Some(compression) = self.compression {
+            write!(f, ",compression={}", compression.as_str())?;
+        }
+        if let Some(level) = self.compression_level {
+            write!(f, ",compression-level={level}")?;
+        }
+        if self.force_compression {
+            write!(f, ",force-compression=true")?;
+        }
+        if self.rewrite_timestamp {
+            write!(f, ",rewrite-timestamp=true")?;
         }
         Ok(())
     }
@@ -108,6 +212,12 @@ pub enum OutputSpecError {
     MissingName,
     #[error("Invalid image name `{name}`: {reason}")]
     InvalidName { name: String, reason: String },
+    #[error("Invalid value `{value}` for output key `{key}`: expected {expected}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        expected: String,
+    },
 }
 
 fn type_names() -> Vec<&'static str> {
@@ -129,18 +239,9 @@ impl OutputSpec {
     pub fn parse(text: &str) -> Result<OutputSpec, OutputSpecError> {
         if !text.contains('=') && !text.is_empty() {
             return Ok(if text == "-" {
-                OutputSpec {
-                    kind: OutputKind::Tar,
-                    dest: Some(Dest::Stdout),
-                    name: None,
-                }
+                OutputSpec::new(OutputKind::Tar, Some(Dest::Stdout))
             } else {
-                let dest = Some(Dest::Path(PathBuf::from(text)));
-                OutputSpec {
-                    kind: OutputKind::Local,
-                    dest,
-                    name: None,
-                }
+                OutputSpec::new(OutputKind::Local, Some(Dest::Path(PathBuf::from(text))))
             });
         }
 
@@ -170,11 +271,7 @@ impl OutputSpec {
             .map(|(_, kind)| *kind)
             .ok_or_else(|| OutputSpecError::UnknownType(kind_name.into()))?;
 
-        let mut spec = OutputSpec {
-            kind,
-            dest: None,
-            name: None,
-        };
+        let mut spec = OutputSpec::new(kind, None);
         for (key, value) in pairs {
             match key {
                 "type" => {}
@@ -187,6 +284,19 @@ impl OutputSpec {
                 "dest" if value == "-" => spec.dest = Some(Dest::Stdout),
                 "dest" => spec.dest = Some(Dest::Path(PathBuf::from(value))),
                 "name" => spec.name = Some(normalize_name(value)?),
+                "push" => spec.push = parse_bool(key, value)?,
+                "registry.insecure" => spec.insecure = parse_bool(key, value)?,
+                "force-compression" => spec.force_compression = parse_bool(key, value)?,
+                "rewrite-timestamp" => spec.rewrite_timestamp = parse_bool(key, value)?,
+                "compression" => spec.compression = Some(parse_compression(value)?),
+                "compression-level" => {
+                    spec.compression_level =
+                        Some(value.parse().map_err(|_| OutputSpecError::InvalidValue {
+                            key: key.into(),
+                            value: value.into(),
+                            expected: "a whole number".into(),
+                        })?)
+                }
                 _ => unreachable!("every key of `OutputKind::keys` is handled"),
             }
         }
@@ -194,7 +304,25 @@ impl OutputSpec {
         Ok(spec)
     }
 
+    /// Returns a spec of `kind` with every option at its default.
+    pub fn new(kind: OutputKind, dest: Option<Dest>) -> OutputSpec {
+        OutputSpec {
+            kind,
+            dest,
+            name: None,
+            push: false,
+            insecure: false,
+            compression: None,
+            compression_level: None,
+            force_compression: false,
+            rewrite_timestamp: false,
+        }
+    }
+
     fn check_required(&self) -> Result<(), OutputSpecError> {
+        if let Some(level) = self.compression_level {
+            self.compression.unwrap_or_default().check_level(level)?;
+        }
         match (self.kind, &self.dest) {
             (OutputKind::Image, _) if self.name.is_none() => Err(OutputSpecError::MissingName),
             (OutputKind::Image, _) => Ok(()),
@@ -202,6 +330,31 @@ impl OutputSpec {
             (kind, None) => Err(OutputSpecError::MissingDest(kind)),
             _ => Ok(()),
         }
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, OutputSpecError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(OutputSpecError::InvalidValue {
+            key: key.into(),
+            value: value.into(),
+            expected: "`true` or `false`".into(),
+        }),
+    }
+}
+
+fn parse_compression(value: &str) -> Result<Compression, OutputSpecError> {
+    match value {
+        "gzip" => Ok(Compression::Gzip),
+        "zstd" => Ok(Compression::Zstd),
+        "uncompressed" => Ok(Compression::Uncompressed),
+        _ => Err(OutputSpecError::InvalidValue {
+            key: "compression".into(),
+            value: value.into(),
+            expected: "`gzip`, `zstd` or `uncompressed`".into(),
+        }),
     }
 }
 
@@ -327,8 +480,24 @@ mod tests {
                 "Unknown output key `name` for type `local`: valid keys are `dest`",
             ),
             (
-                "type=docker,compression=zstd,dest=a",
-                "Unknown output key `compression` for type `docker`: valid keys are `dest`, `name`",
+                "type=local,compression=zstd,dest=a",
+                "Unknown output key `compression` for type `local`: valid keys are `dest`",
+            ),
+            (
+                "type=image,name=a,push=yes",
+                "Invalid value `yes` for output key `push`: expected `true` or `false`",
+            ),
+            (
+                "type=oci,dest=a,compression=lz4",
+                "Invalid value `lz4` for output key `compression`: expected `gzip`, `zstd` or `uncompressed`",
+            ),
+            (
+                "type=oci,dest=a,compression=zstd,compression-level=23",
+                "Invalid value `23` for output key `compression-level`: expected 1 to 22 for `zstd`",
+            ),
+            (
+                "type=oci,dest=a,compression-level=x",
+                "Invalid value `x` for output key `compression-level`: expected a whole number",
             ),
             (
                 "type=docker",
@@ -359,6 +528,19 @@ mod tests {
             let error = OutputSpec::parse(text).unwrap_err();
             assert_eq!(error.to_string(), message, "spec `{text}`");
         }
+    }
+
+    #[test]
+    fn parse_registry_and_compression_options() {
+        let text = "type=image,name=127.0.0.1:5000/app:v1,push=true,registry.insecure=true,compression=zstd,compression-level=19,force-compression=true,rewrite-timestamp=true";
+        let spec = OutputSpec::parse(text).unwrap();
+        assert!(spec.push);
+        assert!(spec.insecure);
+        assert_eq!(spec.compression, Some(Compression::Zstd));
+        assert_eq!(spec.compression_level, Some(19));
+        assert!(spec.force_compression);
+        assert!(spec.rewrite_timestamp);
+        assert_eq!(spec.to_string(), text);
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn layer_clamps_mtimes() {
     set_mtime(&dir.path().join("old"), 1_000);
     let options = LayerOptions {
         source_date_epoch: Some(1_700_000_000),
+        ..LayerOptions::default()
     };
     let (bytes, _) = layer_bytes(dir.path(), &options);
     let entries = read_tar(&bytes, true);

@@ -105,6 +105,13 @@ pub enum Event {
         error: Option<String>,
         duration_ms: u64,
     },
+    /// A cache key missed the local cache and hit a cache imported with
+    /// `--cache-from`; `source` names it. The `VertexCached` of the vertex
+    /// with this key follows.
+    CacheImported {
+        key: Digest,
+        source: String,
+    },
 }
 
 /// An event with the wall-clock time it was sent.

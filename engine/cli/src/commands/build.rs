@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::progress::{ProgressMode, render_failure, spawn_renderer};
+use strata_engine::cache::{CacheExport, CacheImport};
 use strata_engine::{
     BuildError, BuildRequest, DockerfileSource, SecretSpec, SshSpec, check_entitlement,
 };
@@ -70,6 +71,15 @@ pub struct BuildArgs {
     /// Grant an entitlement, such as `security.insecure` for `RUN --security=insecure` (repeatable)
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
+    /// Reach registry `HOST[:PORT]` over plain HTTP; only loopback hosts are accepted (repeatable)
+    #[arg(long = "allow-insecure-registry", value_name = "HOST")]
+    pub allow_insecure_registry: Vec<String>,
+    /// Cache export, such as `type=local,dest=DIR` or `type=registry,ref=REF,mode=max` (repeatable)
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Cache import, such as `type=local,src=DIR` or `type=registry,ref=REF` (repeatable)
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -156,6 +166,17 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
     for entitlement in &args.allow {
         check_entitlement(entitlement).map_err(anyhow::Error::msg)?;
         request.allow.push(entitlement.clone());
+    }
+    request.insecure_registries = args.allow_insecure_registry.clone();
+    for spec in &args.cache_to {
+        request
+            .cache_to
+            .push(CacheExport::parse(spec).map_err(anyhow::Error::msg)?);
+    }
+    for spec in &args.cache_from {
+        request
+            .cache_from
+            .push(CacheImport::parse(spec).map_err(anyhow::Error::msg)?);
     }
     for spec in &args.outputs {
         request.outputs.push(

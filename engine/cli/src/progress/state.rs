@@ -303,6 +303,7 @@ impl BuildState {
                 duration_ms,
             } => Some(self.apply_phase(id, name, *duration_ms, time)),
             Event::CacheKey { .. } => None,
+            Event::CacheImported { .. } => None,
             Event::ContextTransfer { vertex, .. } => {
                 let key = StepKey::Vertex(vertex.clone());
                 self.start(&key, time);

@@ -144,6 +144,8 @@ impl TestStore {
         let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
         command
             .env("STRATA_ROOT", self.root())
+            // Registries in tests run on 127.0.0.1; nothing is pulled from elsewhere.
+            .env("STRATA_REGISTRY_ALLOW", "127.0.0.1")
             .env_remove("STRATA_LOG");
         command
     }

@@ -1,0 +1,20 @@
+//! A client for the OCI distribution API: reference handling, credentials
+//! from Docker's `config.json`, token and basic auth, manifest and blob
+//! transfers, and pulling images into the local store.
+//!
+//! Plain HTTP is used only for loopback hosts the caller allows
+//! ([`RegistryOptions::allow_insecure`]); everything else is HTTPS with the
+//! system's roots plus per-host CA files.
+
+pub mod auth;
+mod blob;
+pub mod client;
+pub mod manifest;
+pub mod pull;
+pub mod reference;
+pub mod state;
+
+pub use client::{RegistryClient, RegistryOptions};
+pub use pull::{Pulled, fetch_blob, find_layer_snapshot, pull_image, unpack_chain, unpack_layer};
+pub use reference::Reference;
+pub use state::{RegistryState, ResolvedTag, resolve_ttl_from_env};
