@@ -7,9 +7,10 @@ import type { Client } from './client';
 import { LiveStore, formatBytes, formatDuration } from './store';
 import type { Demo, OpenedProject, ProjectSettings, Status } from './types';
 import { DagView, NodePanel } from './views/dag';
-import { CacheView, HistoryView, LayersView, WaterfallView } from './views/history';
+import { CacheView } from './views/cache';
+import { HistoryView, LayersView, WaterfallView } from './views/history';
 import { LogView } from './views/logs';
-import { DockerfileView, EmptyState, ProjectView } from './views/project';
+import { DockerfileView, EmptyState, ProjectView, failureMarks } from './views/project';
 
 type Tab = 'project' | 'build' | 'waterfall' | 'history' | 'layers' | 'cache' | 'dockerfile';
 const TABS: Tab[] = ['project', 'build', 'waterfall', 'history', 'layers', 'cache', 'dockerfile'];
@@ -139,7 +140,12 @@ export function App(props: { client: Client; store: LiveStore }) {
         {tab === 'layers' && <LayersView client={client} buildId={store.running ? null : buildId} version={store.finished ? 1 : 0} />}
         {tab === 'cache' && <CacheView client={client} />}
         {tab === 'dockerfile' &&
-          (file ? <DockerfileView file={file} warnings={store.warnings} highlight={node?.location?.start_line} /> : <p class="hint">Open a project first.</p>)}
+          (file ? <DockerfileView
+              file={file}
+              warnings={store.warnings}
+              failures={failureMarks(store.nodes.values(), file.path)}
+              highlight={node?.location?.start_line}
+            /> : <p class="hint">Open a project first.</p>)}
       </main>
       <footer class="status" data-testid="status-bar">
         <span class={connected ? 'ok' : 'bad'}>{connected ? 'connected' : 'disconnected'}</span>
