@@ -1,6 +1,6 @@
 // The workbench shell: navigation, the live store wired to the event
-// stream, and the status bar. Renders at most once per animation frame
-// however many event frames arrive.
+// stream, and the status bar. WebSocket frames are applied and rendered
+// once per animation frame however many arrive.
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { Client } from './client';
@@ -20,7 +20,13 @@ export function useFrameVersion(store: LiveStore): number {
   useEffect(() => {
     let pending = 0;
     const off = store.onChange(() => {
-      if (!pending) {
+      // Frames queued by `enqueue` are already applied in an animation
+      // frame: render in this one instead of waiting for the next.
+      if (store.inAnimationFrame) {
+        cancelAnimationFrame(pending);
+        pending = 0;
+        setVersion(store.version);
+      } else if (!pending) {
         pending = requestAnimationFrame(() => {
           pending = 0;
           setVersion(store.version);
@@ -47,7 +53,7 @@ export function App(props: { client: Client; store: LiveStore }) {
   const [message, setMessage] = useState<string | null>(null);
   const [viewedBuild, setViewedBuild] = useState<string | null>(null);
 
-  useEffect(() => client.subscribe((frame) => store.apply(frame), setConnected), [client, store]);
+  useEffect(() => client.subscribe((frame) => store.enqueue(frame), setConnected), [client, store]);
   useEffect(() => {
     client.demos().then(setDemos, (e: Error) => setMessage(e.message));
   }, [client]);
