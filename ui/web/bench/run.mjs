@@ -141,9 +141,11 @@ try {
   );
   if (result.error) throw new Error(`The graph did not render: ${result.error}`);
   if (stopTrace) {
-    const totals = await stopTrace(process.env.BENCH_TRACE);
+    const { totals, functions } = await stopTrace(process.env.BENCH_TRACE);
     console.log(`Main thread time during the run (ms), trace in ${process.env.BENCH_TRACE}:`);
     for (const [name, ms] of Object.entries(totals)) console.log(`  ${name.padEnd(20)} ${ms.toFixed(0)}`);
+    console.log('JavaScript self time (ms) of the hottest functions:');
+    for (const [name, ms] of functions) console.log(`  ${ms.toFixed(0).padStart(6)}  ${name}`);
   }
   const f = (n) => (n == null ? 'n/a' : n.toFixed(1));
   console.log(`| metric | value | target |

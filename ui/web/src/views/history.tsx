@@ -175,5 +175,3 @@ export function LayersView(props: { client: Client; buildId: string | null; vers
     </table>
   );
 }
-
-/** Disk usage, pin/unpin and prune dry-run; shows the seam's message until the engine has them. */
