@@ -15,7 +15,8 @@ Usage: sudo installer/setup.sh [OPTIONS]
 
 Options:
   --test            Also install the packages the test suite needs (and the
-                    build packages even with --no-build)
+                    build packages even with --no-build), and the web UI's
+                    npm dependencies
   --no-packages     Skip apt-get update and apt-get install
   --no-build        Skip `cargo build --release -p strata-cli`
   --no-import       Build the rootfs tarballs but do not import them
@@ -44,8 +45,11 @@ RUNTIME_PACKAGES=(runc busybox-static debootstrap ca-certificates jq)
 BUILD_PACKAGES=(build-essential pkg-config cmake curl)
 TEST_PACKAGES=(
     docker.io docker-registry skopeo buildah uidmap iptables hyperfine time bc
-    xz-utils zstd bzip2 openssl apache2-utils
+    xz-utils zstd bzip2 openssl apache2-utils chromium
 )
+# The web UI's tests need Node 20 or newer and npm; Debian's packages are
+# installed only when either is missing, so a newer Node stays in place.
+NODE_PACKAGES=(nodejs npm)
 
 with_test=0
 do_packages=1
@@ -78,6 +82,9 @@ install_packages() {
     fi
     if ((with_test)); then
         packages+=("${TEST_PACKAGES[@]}")
+        if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+            packages+=("${NODE_PACKAGES[@]}")
+        fi
     fi
     log "Installing ${#packages[@]} packages with apt-get"
     export DEBIAN_FRONTEND=noninteractive
@@ -163,6 +170,17 @@ import_image() {
         die "\`strata image import\` succeeded but \`strata image ls\` does not list \`$name\`; check the store at \`${STRATA_ROOT:-/var/lib/strata}\`"
 }
 
+# Installs the web UI's locked npm dependencies (Vitest, Vite, Playwright's
+# core) for `npm --prefix ui/web test` and `ui/web/run-e2e.sh`.
+install_web_dependencies() {
+    command -v npm >/dev/null || die "\`npm\` not found; rerun without --no-packages or install Node 20 and npm"
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]')"
+    ((major >= 20)) || die "Node $(node --version) is too old for the web UI: install Node 20 or newer"
+    log "Installing the web UI's npm dependencies with \`npm --prefix ui/web ci\`"
+    npm --prefix "$REPO_DIR/ui/web" ci --no-audit --no-fund
+}
+
 main() {
     parse_args "$@"
     ((EUID == 0)) || die "Run as root (sudo installer/setup.sh), because debootstrap, apt-get and the store need it"
@@ -173,6 +191,9 @@ main() {
     fi
     if ((do_build)); then
         build_binary
+    fi
+    if ((with_test)); then
+        install_web_dependencies
     fi
 
     mkdir -p "$CACHE_DIR"

@@ -2,6 +2,7 @@
 //! check; see `docs/workbench.md` for the request and response shapes.
 
 mod builds;
+mod cache;
 mod history;
 
 use crate::AppState;
@@ -33,8 +34,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/history/{id}/model", get(history::model))
         .route("/api/history/{id}/logs", get(history::logs))
         .route("/api/history/{id}/layers", get(history::layers))
-        .route("/api/cache/du", get(cache_usage))
-        .route("/api/cache/prune", post(cache_prune))
+        .route("/api/cache/du", get(cache::usage))
+        .route("/api/cache/prune", post(cache::prune))
+        .route("/api/cache/pin", post(cache::pin))
 }
 
 /// Runs blocking store or history work off the async threads.
@@ -60,7 +62,7 @@ async fn status(State(state): Shared) -> ApiResult<Value> {
         "store_bytes": store_bytes,
         "running_build": state.live.running_build(),
         // Features other commands add; the UI hides their views while false.
-        "features": { "cache": false, "watch": false },
+        "features": { "cache": true, "watch": false },
     })))
 }
 
@@ -120,23 +122,4 @@ async fn open_project(State(state): Shared, Json(request): Json<OpenRequest>) ->
     })
     .await?;
     Ok(Json(json!({ "project": project, "settings": settings })))
-}
-
-/// Seam: `strata du` lands on another branch. Until it does, the UI shows
-/// this message in the cache view.
-async fn cache_usage() -> Result<Json<Value>, ApiError> {
-    Err(cache_unavailable())
-}
-
-/// Seam for `strata prune --dry-run`; see [`cache_usage`].
-async fn cache_prune() -> Result<Json<Value>, ApiError> {
-    Err(cache_unavailable())
-}
-
-fn cache_unavailable() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "not_available",
-        "Disk usage and prune are not available in this build of Strata: they need the store's garbage collector",
-    )
 }

@@ -1,5 +1,5 @@
-//! The server's access control, errors, project API and event WebSocket,
-//! against a real engine on a private store (no build runs here; the
+//! The server's access control, errors, project and cache API and event
+//! WebSocket, against a real engine on a private store (no build runs here; the
 //! browser end-to-end test in `ui/web/run-e2e.sh` runs real builds).
 
 use futures::StreamExt;
@@ -12,6 +12,7 @@ const TOKEN: &str = "0123456789abcdef0123";
 
 struct Running {
     address: std::net::SocketAddr,
+    store: Arc<strata_store::Store>,
     _root: tempfile::TempDir,
 }
 
@@ -22,6 +23,7 @@ async fn start() -> Running {
         max_parallel: Some(1),
     })
     .unwrap();
+    let store = engine.store().clone();
     let options = ServerOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         assets: None,
@@ -34,6 +36,7 @@ async fn start() -> Running {
     tokio::spawn(server.serve(std::future::pending()));
     Running {
         address,
+        store,
         _root: root,
     }
 }
@@ -193,15 +196,6 @@ async fn bad_inputs_name_the_value() {
 }
 
 #[tokio::test]
-async fn cache_seam_is_501() {
-    let server = start().await;
-    let (status, body) =
-        request(server.address, "GET", &authorized("/api/cache/du"), &[], "").await;
-    assert_eq!(status, 501);
-    assert_eq!(body["code"], "not_available");
-}
-
-#[tokio::test]
 async fn websocket_sends_snapshot_first() {
     let server = start().await;
     let url = format!("ws://{}/api/events?token={TOKEN}", server.address);
@@ -218,4 +212,177 @@ async fn websocket_without_token_is_rejected() {
     let server = start().await;
     let url = format!("ws://{}/api/events", server.address);
     assert!(tokio_tungstenite::connect_async(url).await.is_err());
+}
+
+/// Commits a snapshot of `size` bytes and ends this process's claim on it,
+/// as a finished build would.
+fn snapshot(store: &Arc<strata_store::Store>, parent: Option<&str>, size: usize) -> String {
+    let active = store
+        .prepare(parent, strata_store::SnapshotKind::Regular)
+        .unwrap();
+    std::fs::write(active.upper.join("data"), vec![b'x'; size]).unwrap();
+    let id = store.commit(active).unwrap();
+    let lease = store.lease(None).unwrap();
+    lease.add(&id).unwrap();
+    lease.release().unwrap();
+    id
+}
+
+const JSON: &[(&str, &str)] = &[("Content-Type", "application/json")];
+
+#[tokio::test]
+async fn cache_du_lists_records() {
+    let server = start().await;
+    let parent = snapshot(&server.store, None, 10);
+    let child = snapshot(&server.store, Some(&parent), 20);
+
+    let (status, body) =
+        request(server.address, "GET", &authorized("/api/cache/du"), &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(body["total"], 30);
+    assert_eq!(body["reclaimable"], 30);
+    let first = records.iter().find(|r| r["id"] == parent).unwrap();
+    assert_eq!(first["type"], "regular");
+    assert_eq!(first["size"], 10);
+    assert_eq!(first["shared"], true);
+    assert_eq!(first["pinned"], false);
+    assert!(first["in_use"].is_null());
+    assert!(first["created"].is_string());
+    assert!(first["last_used"].is_string());
+    assert!(first["use_count"].is_u64());
+    assert!(first["builds"].is_array());
+    assert!(records.iter().any(|r| r["id"] == child));
+}
+
+#[tokio::test]
+async fn cache_prune_dry_run_keeps_everything() {
+    let server = start().await;
+    let kept = snapshot(&server.store, None, 10);
+    let doomed = snapshot(&server.store, None, 20);
+    server.store.set_pinned(&kept, true).unwrap();
+
+    let (status, body) = request(
+        server.address,
+        "POST",
+        &authorized("/api/cache/prune"),
+        JSON,
+        r#"{"dry_run": true}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], true);
+    assert_eq!(body["reclaimed"], 20);
+    assert_eq!(body["deleted"][0]["id"], doomed);
+    assert_eq!(body["kept"][0]["id"], kept);
+    assert_eq!(body["kept"][0]["kept"]["reason"], "pinned");
+    assert_eq!(server.store.disk_usage().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn cache_prune_deletes_with_filters() {
+    let server = start().await;
+    let old = snapshot(&server.store, None, 10);
+    let other = snapshot(&server.store, None, 20);
+    let body = format!(r#"{{"filters": ["id~={}"]}}"#, &old[..12]);
+
+    let (status, response) = request(
+        server.address,
+        "POST",
+        &authorized("/api/cache/prune"),
+        JSON,
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["dry_run"], false);
+    assert_eq!(response["deleted"][0]["id"], old);
+    assert_eq!(response["kept"][0]["kept"]["reason"], "not_matched");
+    let left = server.store.disk_usage().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, other);
+}
+
+#[tokio::test]
+async fn cache_prune_rejects_bad_options() {
+    let server = start().await;
+    let id = snapshot(&server.store, None, 10);
+    for (body, field) in [
+        (r#"{"keep_duration": "soon"}"#, "keep_duration"),
+        (r#"{"keep_storage": "lots"}"#, "keep_storage"),
+        (r#"{"min_free_space": "200%"}"#, "min_free_space"),
+        (r#"{"filters": ["colour==red"]}"#, "filters"),
+    ] {
+        let (status, response) = request(
+            server.address,
+            "POST",
+            &authorized("/api/cache/prune"),
+            JSON,
+            body,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {response}");
+        assert_eq!(response["code"], "bad_request");
+        let message = response["message"].as_str().unwrap();
+        assert!(message.contains(&format!("`{field}`")), "{message}");
+    }
+    assert_eq!(server.store.disk_usage().unwrap()[0].id, id);
+}
+
+#[tokio::test]
+async fn cache_pin_and_unpin() {
+    let server = start().await;
+    let id = snapshot(&server.store, None, 10);
+    let body = format!(r#"{{"id": "{}", "pinned": true}}"#, &id[..12]);
+
+    let (status, response) = request(
+        server.address,
+        "POST",
+        &authorized("/api/cache/pin"),
+        JSON,
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["record"]["id"], id);
+    assert_eq!(response["record"]["pinned"], true);
+    assert!(server.store.disk_usage().unwrap()[0].pinned);
+
+    let body = format!(r#"{{"id": "{id}", "pinned": false}}"#);
+    let (status, response) = request(
+        server.address,
+        "POST",
+        &authorized("/api/cache/pin"),
+        JSON,
+        &body,
+    )
+    .await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(response["record"]["pinned"], false);
+    assert!(!server.store.disk_usage().unwrap()[0].pinned);
+}
+
+#[tokio::test]
+async fn cache_pin_rejects_bad_ids() {
+    let server = start().await;
+    snapshot(&server.store, None, 10);
+    for (id, status, code) in [
+        ("", 400, "bad_request"),
+        ("xyz", 400, "bad_request"),
+        ("0000000000000000", 404, "not_found"),
+    ] {
+        let body = format!(r#"{{"id": "{id}", "pinned": true}}"#);
+        let (actual, response) = request(
+            server.address,
+            "POST",
+            &authorized("/api/cache/pin"),
+            JSON,
+            &body,
+        )
+        .await;
+        assert_eq!(actual, status, "{id}: {response}");
+        assert_eq!(response["code"], code);
+    }
+    assert!(!server.store.disk_usage().unwrap()[0].pinned);
 }

@@ -1,12 +1,17 @@
 // Benchmark of the web UI in headless Chromium: a synthetic 500-step
 // build whose steps run one after another while a log streams 10,000 lines
-// per second into the open step's log view. Frames go straight into the
-// page's live store (the same path WebSocket frames take after parsing),
+// per second into the open step's log view. Frames go into the page's live
+// store through `enqueue`, the path WebSocket frames take after parsing,
 // so the numbers measure rendering, not the network or the engine.
 //
 // Run: npm run build && node bench/run.mjs   (prints a Markdown table)
+// BENCH_TRACE=FILE also records a Chromium performance trace of the run
+// into FILE (open it in DevTools' Performance panel) and prints the main
+// thread's time per activity.
 import { spawn } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import { launch } from '../tests/e2e/browser.mjs';
+import { startTrace } from './trace.mjs';
 
 const STEPS = 500;
 const SECONDS = 10;
@@ -14,7 +19,16 @@ const LINES_PER_SECOND = Number(process.env.BENCH_LINES ?? 10_000);
 const PORT = 47000 + Math.floor(Math.random() * 1000);
 
 const preview = spawn('npx', ['vite', 'preview', '--port', String(PORT), '--strictPort'], { stdio: 'ignore' });
-await new Promise((resolve) => setTimeout(resolve, 2500));
+// Waits for the preview server, which takes seconds to start on a loaded machine.
+for (let attempt = 0; ; attempt++) {
+  try {
+    await fetch(`http://127.0.0.1:${PORT}/`);
+    break;
+  } catch (error) {
+    if (attempt === 300) throw new Error(`\`vite preview\` did not listen on port ${PORT} within 30 s: ${error.message}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 const { context, close } = await launch();
 try {
@@ -23,6 +37,8 @@ try {
   await page.goto(`http://127.0.0.1:${PORT}/?token=bench`);
   await page.waitForFunction(() => window.__strata);
   await page.click('[data-testid="tab-build"]');
+  const load = loadavg()[0];
+  const stopTrace = process.env.BENCH_TRACE ? await startTrace(context, page) : null;
 
   const result = await page.evaluate(
     async ({ STEPS, SECONDS, LINES_PER_SECOND }) => {
@@ -96,7 +112,7 @@ try {
             observer.observe(element, { attributes: true, attributeFilter: ['data-state'] });
             messages.push({ type: 'node', node: node(i, 'done') });
           }
-          store.apply(messages);
+          store.enqueue(messages);
           if (elapsed >= SECONDS) {
             clearInterval(interval);
             resolve();
@@ -124,6 +140,13 @@ try {
     { STEPS, SECONDS, LINES_PER_SECOND },
   );
   if (result.error) throw new Error(`The graph did not render: ${result.error}`);
+  if (stopTrace) {
+    const { totals, functions } = await stopTrace(process.env.BENCH_TRACE);
+    console.log(`Main thread time during the run (ms), trace in ${process.env.BENCH_TRACE}:`);
+    for (const [name, ms] of Object.entries(totals)) console.log(`  ${name.padEnd(20)} ${ms.toFixed(0)}`);
+    console.log('JavaScript self time (ms) of the hottest functions:');
+    for (const [name, ms] of functions) console.log(`  ${ms.toFixed(0).padStart(6)}  ${name}`);
+  }
   const f = (n) => (n == null ? 'n/a' : n.toFixed(1));
   console.log(`| metric | value | target |
 | --- | --- | --- |
@@ -134,7 +157,8 @@ try {
 | event to colour change, p95 | ${f(result.latencyP95)} ms | < 50 ms |
 | log lines streamed | ${result.lines} in ${SECONDS} s | 10,000/s |
 | JS heap after the stream | ${f(result.heapMiB)} MiB | |
-| DOM elements | ${result.domNodes} | |`);
+| DOM elements | ${result.domNodes} | |
+| load average (1 min) at start | ${load.toFixed(1)} on ${availableParallelism()} cores | |`);
 } finally {
   await close();
   preview.kill();

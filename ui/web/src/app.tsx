@@ -1,15 +1,16 @@
 // The workbench shell: navigation, the live store wired to the event
-// stream, and the status bar. Renders at most once per animation frame
-// however many event frames arrive.
+// stream, and the status bar. WebSocket frames are applied and rendered
+// once per animation frame however many arrive.
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import type { Client } from './client';
 import { LiveStore, formatBytes, formatDuration } from './store';
 import type { Demo, OpenedProject, ProjectSettings, Status } from './types';
 import { DagView, NodePanel } from './views/dag';
-import { CacheView, HistoryView, LayersView, WaterfallView } from './views/history';
+import { CacheView } from './views/cache';
+import { HistoryView, LayersView, WaterfallView } from './views/history';
 import { LogView } from './views/logs';
-import { DockerfileView, EmptyState, ProjectView } from './views/project';
+import { DockerfileView, EmptyState, ProjectView, failureMarks } from './views/project';
 
 type Tab = 'project' | 'build' | 'waterfall' | 'history' | 'layers' | 'cache' | 'dockerfile';
 const TABS: Tab[] = ['project', 'build', 'waterfall', 'history', 'layers', 'cache', 'dockerfile'];
@@ -19,7 +20,13 @@ export function useFrameVersion(store: LiveStore): number {
   useEffect(() => {
     let pending = 0;
     const off = store.onChange(() => {
-      if (!pending) {
+      // Frames queued by `enqueue` are already applied in an animation
+      // frame: render in this one instead of waiting for the next.
+      if (store.inAnimationFrame) {
+        cancelAnimationFrame(pending);
+        pending = 0;
+        setVersion(store.version);
+      } else if (!pending) {
         pending = requestAnimationFrame(() => {
           pending = 0;
           setVersion(store.version);
@@ -46,7 +53,7 @@ export function App(props: { client: Client; store: LiveStore }) {
   const [message, setMessage] = useState<string | null>(null);
   const [viewedBuild, setViewedBuild] = useState<string | null>(null);
 
-  useEffect(() => client.subscribe((frame) => store.apply(frame), setConnected), [client, store]);
+  useEffect(() => client.subscribe((frame) => store.enqueue(frame), setConnected), [client, store]);
   useEffect(() => {
     client.demos().then(setDemos, (e: Error) => setMessage(e.message));
   }, [client]);
@@ -139,7 +146,12 @@ export function App(props: { client: Client; store: LiveStore }) {
         {tab === 'layers' && <LayersView client={client} buildId={store.running ? null : buildId} version={store.finished ? 1 : 0} />}
         {tab === 'cache' && <CacheView client={client} />}
         {tab === 'dockerfile' &&
-          (file ? <DockerfileView file={file} warnings={store.warnings} highlight={node?.location?.start_line} /> : <p class="hint">Open a project first.</p>)}
+          (file ? <DockerfileView
+              file={file}
+              warnings={store.warnings}
+              failures={failureMarks(store.nodes.values(), file.path)}
+              highlight={node?.location?.start_line}
+            /> : <p class="hint">Open a project first.</p>)}
       </main>
       <footer class="status" data-testid="status-bar">
         <span class={connected ? 'ok' : 'bad'}>{connected ? 'connected' : 'disconnected'}</span>

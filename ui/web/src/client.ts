@@ -4,7 +4,10 @@
 
 import type {
   BuildParameters,
-  CacheEntry,
+  CacheRecord,
+  CacheUsage,
+  PruneReport,
+  PruneRequest,
   Demo,
   HistoryEntry,
   Layer,
@@ -172,11 +175,11 @@ export class Client {
     );
   layers = (id: string) => this.transport.request<Layer[]>('GET', `/api/history/${enc(id)}/layers`);
 
-  /** Seam: disk usage of the store's cache, once `strata du` is in the engine. */
-  cacheUsage = () => this.transport.request<CacheEntry[]>('GET', '/api/cache/du');
-  /** Seam: what a prune would remove (`dry_run`) or removes. */
-  prune = (dryRun: boolean) =>
-    this.transport.request<{ removed: CacheEntry[]; bytes: number }>('POST', '/api/cache/prune', { dry_run: dryRun });
+  cacheUsage = () => this.transport.request<CacheUsage>('GET', '/api/cache/du');
+  /** Runs a prune, or with `dry_run` reports what it would delete and why the rest stays. */
+  prune = (request: PruneRequest) => this.transport.request<PruneReport>('POST', '/api/cache/prune', request);
+  setPinned = (id: string, pinned: boolean) =>
+    this.transport.request<{ record: CacheRecord }>('POST', '/api/cache/pin', { id, pinned });
   /** Seam: rebuild on file changes, once `strata watch` is in the engine. */
   watch = (_project: string): Promise<never> =>
     Promise.reject(new ApiError('not_available', 'Watching a project is not available in this build of Strata'));

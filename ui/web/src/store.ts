@@ -29,9 +29,13 @@ export class LiveStore {
   warnings: Warning[] = [];
   /** Increases on every applied frame. */
   version = 0;
+  /** True while `enqueue`d frames are applied inside an animation frame callback. */
+  inAnimationFrame = false;
   /** Unfinished last line of each vertex's stdout and stderr. */
   private partial = new Map<string, string>();
   private listeners = new Set<() => void>();
+  private queued: LiveMessage[] = [];
+  private flushScheduled = false;
 
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -42,6 +46,34 @@ export class LiveStore {
     for (const message of frame) this.applyMessage(message);
     this.version += 1;
     for (const listener of this.listeners) listener();
+  }
+
+  /**
+   * Queues a WebSocket frame and applies every queued frame at the next
+   * animation frame, so a fast log costs one apply and one render per
+   * displayed frame. A timer flushes too, because hidden tabs get no
+   * animation frames.
+   */
+  enqueue(frame: LiveMessage[]): void {
+    for (const message of frame) this.queued.push(message);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const flush = () => this.flushQueued();
+    if (typeof requestAnimationFrame === 'function') requestAnimationFrame(flush);
+    setTimeout(flush, 250);
+  }
+
+  private flushQueued(): void {
+    if (!this.flushScheduled) return;
+    this.flushScheduled = false;
+    const messages = this.queued;
+    this.queued = [];
+    this.inAnimationFrame = true;
+    try {
+      this.apply(messages);
+    } finally {
+      this.inAnimationFrame = false;
+    }
   }
 
   /** Log lines of one step, in arrival order. */

@@ -187,13 +187,59 @@ export interface Layer {
   compressed_size: number | null;
 }
 
-/** An entry of the cache's disk-usage table (the `du` seam). */
-export interface CacheEntry {
+/** A record of `GET /api/cache/du`, as `strata du --format json` prints it. */
+export interface CacheRecord {
   id: string;
-  description: string;
+  parent: string | null;
+  type: string;
   size: number;
-  last_used: string | null;
+  shared: boolean;
+  in_use: string | null;
   pinned: boolean;
+  created: string;
+  last_used: string;
+  use_count: number;
+  images: string[];
+  builds: string[];
+}
+
+export interface CacheUsage {
+  records: CacheRecord[];
+  total: number;
+  reclaimable: number;
+}
+
+/** Why prune keeps a record: `strata_store::KeepReason` as serde tags it. */
+export interface KeepReason {
+  reason:
+    | 'in_use'
+    | 'pinned'
+    | 'used_by_image'
+    | 'not_matched'
+    | 'layer_without_all'
+    | 'within_keep_duration'
+    | 'under_storage_limit'
+    | 'parent_of';
+  detail?: string;
+}
+
+/** Options of `POST /api/cache/prune`, in the CLI's syntax (`48h`, `10GB`, `10%`). */
+export interface PruneRequest {
+  dry_run: boolean;
+  all?: boolean;
+  filters?: string[];
+  keep_duration?: string;
+  keep_storage?: string;
+  min_free_space?: string;
+}
+
+export interface PruneReport {
+  dry_run: boolean;
+  deleted: CacheRecord[];
+  kept: (CacheRecord & { kept: KeepReason })[];
+  reclaimed: number;
+  blobs_deleted: number;
+  blob_bytes: number;
 }
 
 /** The error body every failed API request carries. */

@@ -1,6 +1,9 @@
 // The live build graph: SVG drawn from the server's layout. Node
 // components are memoized on the node object, which the store replaces on
-// every change, so a state change re-renders one node, not 500.
+// every change, so a state change re-renders one node, not 500. Only boxes
+// inside the viewport are in the DOM, and below a readable zoom the boxes
+// are drawn without text, because painting SVG text dominated frame time
+// (see the benchmark in docs/benchmarks.md).
 
 import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
@@ -26,6 +29,8 @@ const NodeView = memo(function NodeView(props: {
   node: DagNode | undefined;
   box: NodeBox;
   selected: boolean;
+  /** Whether to draw the name and state text. */
+  detailed: boolean;
   onSelect: (id: string) => void;
 }) {
   const { node, box, selected } = props;
@@ -40,21 +45,27 @@ const NodeView = memo(function NodeView(props: {
       onClick={() => props.onSelect(box.id)}
     >
       <rect width={box.width} height={box.height} rx={6} fill={STATE_COLOURS[state]} />
-      <text x={8} y={18} class="node-name">
-        {box.name.length > 30 ? `${box.name.slice(0, 29)}…` : box.name}
-      </text>
-      <text x={8} y={35} class="node-meta">
-        {state}
-        {duration != null ? ` · ${formatDuration(duration)}` : ''}
-      </text>
+      {props.detailed ? (
+        <>
+          <text x={8} y={18} class="node-name">
+            {box.name.length > 30 ? `${box.name.slice(0, 29)}…` : box.name}
+          </text>
+          <text x={8} y={35} class="node-meta">
+            {state}
+            {duration != null ? ` · ${formatDuration(duration)}` : ''}
+          </text>
+        </>
+      ) : (
+        <title>{`${box.name} (${state})`}</title>
+      )}
     </g>
   );
 });
 
-const Edges = memo(function Edges(props: { layout: Layout }) {
+const Edges = memo(function Edges(props: { edges: Layout['edges'] }) {
   return (
     <g class="edges">
-      {props.layout.edges.map((edge) => (
+      {props.edges.map((edge) => (
         <polyline
           key={`${edge.from}>${edge.to}`}
           points={edge.points.map(([x, y]) => `${x},${y}`).join(' ')}
@@ -65,6 +76,39 @@ const Edges = memo(function Edges(props: { layout: Layout }) {
     </g>
   );
 });
+
+/** Zoom below which node text is smaller than about 6 px and is not drawn. */
+const TEXT_MIN_SCALE = 0.45;
+/** Screen pixels around the viewport that are still rendered, so panning shows no gaps. */
+const OVERSCAN = 200;
+
+interface Viewport {
+  left: number;
+  top: number;
+  right: number;
+  bottom: number;
+}
+
+/** The layout coordinates the canvas shows, with the overscan margin. */
+function visibleArea(view: View, width: number, height: number): Viewport {
+  return {
+    left: (-OVERSCAN - view.x) / view.scale,
+    top: (-OVERSCAN - view.y) / view.scale,
+    right: (width + OVERSCAN - view.x) / view.scale,
+    bottom: (height + OVERSCAN - view.y) / view.scale,
+  };
+}
+
+/** Boxes and edges that intersect `area`; an edge counts when any of its points does. */
+export function cullLayout(layout: Layout, area: Viewport): { boxes: NodeBox[]; edges: Layout['edges'] } {
+  const inside = (x: number, y: number) => x >= area.left && x <= area.right && y >= area.top && y <= area.bottom;
+  const boxes = layout.nodes.filter(
+    (b) => b.x + b.width >= area.left && b.x <= area.right && b.y + b.height >= area.top && b.y <= area.bottom,
+  );
+  if (boxes.length === layout.nodes.length) return { boxes, edges: layout.edges };
+  const edges = layout.edges.filter((e) => e.points.some(([x, y]) => inside(x, y)));
+  return { boxes, edges };
+}
 
 function fitView(layout: Layout, width: number, height: number): View {
   if (!layout.width || !layout.height) return { x: 0, y: 0, scale: 1 };
@@ -83,7 +127,23 @@ export function DagView(props: {
   const host = useRef<HTMLDivElement>(null);
   const [view, setView] = useState<View>({ x: 0, y: 0, scale: 1 });
   const [follow, setFollow] = useState(false);
+  const [size, setSize] = useState({ width: 1200, height: 800 });
   const drag = useRef<{ x: number; y: number } | null>(null);
+
+  useEffect(() => {
+    const element = host.current;
+    if (!element) return;
+    const measure = () => setSize({ width: element.clientWidth, height: element.clientHeight });
+    measure();
+    const observer = new ResizeObserver(measure);
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
+  const visible = useMemo(
+    () => cullLayout(layout, visibleArea(view, size.width, size.height)),
+    [layout, view, size],
+  );
+  const detailed = view.scale >= TEXT_MIN_SCALE;
 
   const fit = () => {
     const element = host.current;
@@ -151,14 +211,15 @@ export function DagView(props: {
         onMouseLeave={() => (drag.current = null)}
       >
         <svg width="100%" height="100%">
-          <g transform={`translate(${view.x},${view.y}) scale(${view.scale})`}>
-            <Edges layout={layout} />
-            {layout.nodes.map((box) => (
+          <g class="dag-world" style={{ transform: `translate(${view.x}px, ${view.y}px) scale(${view.scale})` }}>
+            <Edges edges={visible.edges} />
+            {visible.boxes.map((box) => (
               <NodeView
                 key={box.id}
                 box={box}
                 node={nodes.get(box.id)}
                 selected={props.selected === box.id}
+                detailed={detailed}
                 onSelect={props.onSelect}
               />
             ))}

@@ -1,10 +1,10 @@
 // Recorded builds (list, compare two, explain), the waterfall with its
-// critical path, the result's layers and the cache view behind its seam.
+// critical path and the result's layers.
 
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, type Client } from '../client';
+import type { Client } from '../client';
 import { formatBytes, formatDuration } from '../store';
-import type { CacheEntry, HistoryEntry, Layer, Waterfall } from '../types';
+import type { HistoryEntry, Layer, Waterfall } from '../types';
 
 function useLoad<T>(load: () => Promise<T>, deps: unknown[]): { data?: T; error?: string } {
   const [result, setResult] = useState<{ data?: T; error?: string }>({});
@@ -173,72 +173,5 @@ export function LayersView(props: { client: Client; buildId: string | null; vers
         ))}
       </tbody>
     </table>
-  );
-}
-
-/** Disk usage, pin/unpin and prune dry-run; shows the seam's message until the engine has them. */
-export function CacheView(props: { client: Client }) {
-  const [entries, setEntries] = useState<CacheEntry[] | null>(null);
-  const [sort, setSort] = useState<'size' | 'last_used'>('size');
-  const [message, setMessage] = useState<string | null>(null);
-  const [preview, setPreview] = useState<{ removed: CacheEntry[]; bytes: number } | null>(null);
-  const fail = (error: Error) =>
-    setMessage(error instanceof ApiError && error.code === 'not_available' ? error.message : `Failed: ${error.message}`);
-
-  useEffect(() => {
-    props.client.cacheUsage().then(setEntries, fail);
-  }, []);
-
-  const sorted = [...(entries ?? [])].sort((a, b) =>
-    sort === 'size' ? b.size - a.size : (b.last_used ?? '').localeCompare(a.last_used ?? ''),
-  );
-  const total = sorted.reduce((sum, e) => sum + e.size, 0);
-  return (
-    <section class="cache">
-      <div class="toolbar">
-        <button data-testid="prune-dry-run" onClick={() => props.client.prune(true).then(setPreview, fail)}>
-          Prune (dry run)
-        </button>
-      </div>
-      {message && (
-        <p class="notice" data-testid="cache-message">
-          {message}
-        </p>
-      )}
-      {preview && (
-        <p data-testid="prune-preview">
-          A prune would remove {preview.removed.length} entries, {formatBytes(preview.bytes)}.
-        </p>
-      )}
-      {entries && (
-        <>
-          <div class="treemap">
-            {sorted.map((e) => (
-              <div key={e.id} title={`${e.description} ${formatBytes(e.size)}`} style={{ flexGrow: total ? e.size / total : 1 }} />
-            ))}
-          </div>
-          <table>
-            <thead>
-              <tr>
-                <th>Entry</th>
-                <th onClick={() => setSort('size')}>Size</th>
-                <th onClick={() => setSort('last_used')}>Last used</th>
-                <th>Pinned</th>
-              </tr>
-            </thead>
-            <tbody>
-              {sorted.map((e) => (
-                <tr key={e.id}>
-                  <td>{e.description}</td>
-                  <td>{formatBytes(e.size)}</td>
-                  <td>{e.last_used ?? ''}</td>
-                  <td>{e.pinned ? 'yes' : ''}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </>
-      )}
-    </section>
   );
 }

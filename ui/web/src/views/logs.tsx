@@ -1,7 +1,9 @@
 // A step's log: virtualized so a log of any length renders only the lines
-// on screen, searchable, copyable, with stderr lines marked.
+// on screen, searchable, copyable, with stderr lines marked. While it follows
+// the end, the window of lines comes from the line count, not from a scroll
+// event, so a new line costs one render and no forced layout.
 
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { type LogLine, searchLines } from '../store';
 
 const LINE_HEIGHT = 18;
@@ -15,15 +17,23 @@ export function LogView(props: { lines: LogLine[]; version: number; title?: stri
   const [stick, setStick] = useState(true);
   const hits = useMemo(() => searchLines(lines, query), [lines, lines.length, query]);
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     const element = host.current;
     if (!element) return;
-    setHeight(element.clientHeight || 300);
-    if (stick) element.scrollTop = element.scrollHeight;
-  }, [props.version, stick]);
+    const observer = new ResizeObserver(() => setHeight(element.clientHeight || 300));
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, []);
 
-  const first = Math.max(0, Math.floor(scrollTop / LINE_HEIGHT) - 20);
-  const last = Math.min(lines.length, Math.ceil((scrollTop + height) / LINE_HEIGHT) + 20);
+  const bottom = Math.max(0, lines.length * LINE_HEIGHT - height);
+  const top = stick ? bottom : scrollTop;
+  useLayoutEffect(() => {
+    const element = host.current;
+    if (stick && element && Math.abs(element.scrollTop - bottom) >= 1) element.scrollTop = bottom;
+  }, [props.version, stick, bottom]);
+
+  const first = Math.max(0, Math.floor(top / LINE_HEIGHT) - 20);
+  const last = Math.min(lines.length, Math.ceil((top + height) / LINE_HEIGHT) + 20);
   const hitSet = useMemo(() => new Set(hits), [hits]);
 
   const jumpTo = (index: number) => {
@@ -51,8 +61,10 @@ export function LogView(props: { lines: LogLine[]; version: number; title?: stri
         data-testid="log-lines"
         onScroll={(e) => {
           const element = e.currentTarget;
-          setScrollTop(element.scrollTop);
-          setStick(element.scrollTop + element.clientHeight >= element.scrollHeight - LINE_HEIGHT);
+          // The scroll that follows the end sets scrollTop to `bottom`; only a user's scroll changes the window.
+          const atEnd = element.scrollTop >= bottom - LINE_HEIGHT;
+          if (atEnd !== stick) setStick(atEnd);
+          if (!atEnd) setScrollTop(element.scrollTop);
         }}
       >
         <div style={{ height: `${lines.length * LINE_HEIGHT}px`, position: 'relative' }}>
@@ -62,7 +74,7 @@ export function LogView(props: { lines: LogLine[]; version: number; title?: stri
               <div
                 key={index}
                 class={`log-line${line.stderr ? ' stderr' : ''}${hitSet.has(index) ? ' hit' : ''}`}
-                style={{ top: `${index * LINE_HEIGHT}px` }}
+                style={{ transform: `translateY(${index * LINE_HEIGHT}px)` }}
               >
                 <span class="gutter">{line.stderr ? 'err' : ''}</span>
                 {line.text}

@@ -1,9 +1,10 @@
 // The empty state (demos, open a folder), the project view (Dockerfiles,
-// stages, arguments, one-click build) and the Dockerfile with warnings.
+// stages, arguments, one-click build) and the Dockerfile with its warnings
+// and the failed step marked on their lines.
 
 import { useState } from 'preact/hooks';
 import type { Warning } from '../store';
-import type { Demo, DockerfileInfo, OpenedProject, ProjectSettings } from '../types';
+import type { DagNode, Demo, DockerfileInfo, OpenedProject, ProjectSettings } from '../types';
 
 export function EmptyState(props: { demos: Demo[]; onOpen: (path: string) => void }) {
   const [path, setPath] = useState('');
@@ -137,23 +138,55 @@ export function ProjectView(props: {
   );
 }
 
-export function DockerfileView(props: { file: DockerfileInfo; warnings: Warning[]; highlight?: number }) {
+/** A failed step's source lines, marked in the Dockerfile view. */
+export interface FailureMark {
+  startLine: number;
+  endLine: number;
+  name: string;
+  error: string | null;
+}
+
+/** Failed steps that carry a location in `file`, from the live or recorded build. */
+export function failureMarks(nodes: Iterable<DagNode>, file: string): FailureMark[] {
+  const marks: FailureMark[] = [];
+  for (const node of nodes) {
+    if (node.state !== 'failed' || !node.location) continue;
+    // Locations name the Dockerfile as the build read it; only its base name is comparable.
+    const base = (path: string) => path.split('/').pop();
+    if (base(node.location.file) !== base(file)) continue;
+    marks.push({ startLine: node.location.start_line, endLine: node.location.end_line, name: node.name, error: node.error });
+  }
+  return marks;
+}
+
+export function DockerfileView(props: { file: DockerfileInfo; warnings: Warning[]; failures: FailureMark[]; highlight?: number }) {
   const byLine = new Map<number, string[]>();
   for (const warning of [...props.file.warnings, ...props.warnings]) {
     if (warning.line == null) continue;
-    byLine.set(warning.line, [...(byLine.get(warning.line) ?? []), warning.message]);
+    const messages = byLine.get(warning.line) ?? [];
+    // The parser's warnings and the build's check warnings repeat each other.
+    if (!messages.includes(warning.message)) messages.push(warning.message);
+    byLine.set(warning.line, messages);
   }
+  const failedAt = (line: number) => props.failures.find((f) => line >= f.startLine && line <= f.endLine);
   return (
     <pre class="dockerfile" data-testid="dockerfile">
       {props.file.text.split('\n').map((text, index) => {
         const line = index + 1;
         const messages = byLine.get(line);
+        const failure = failedAt(line);
+        const classes = [messages && 'warned', failure && 'failed', props.highlight === line && 'highlight'].filter(Boolean);
         return (
-          <div key={line} class={`${messages ? 'warned' : ''}${props.highlight === line ? ' highlight' : ''}`}>
+          <div key={line} class={classes.join(' ')} data-line={line}>
             <span class="gutter">{line}</span>
             {text}
+            {failure?.startLine === line && (
+              <span class="failure" data-testid="failure-mark">
+                {' '}✖ {failure.error ?? `${failure.name} failed`}
+              </span>
+            )}
             {messages?.map((m) => (
-              <span key={m} class="warning">
+              <span key={m} class="warning" data-testid="warning-mark">
                 {' '}⚠ {m}
               </span>
             ))}

@@ -39,6 +39,62 @@ async function states(page) {
   return page.$$eval('[data-node-id]', (nodes) => nodes.map((n) => n.getAttribute('data-state')));
 }
 
+async function checkDockerfileMarks(page) {
+  // The last build failed in the `broken` stage, whose RUN is line 9 and
+  // whose FROM (line 8) draws the FromAsCasing check warning.
+  await page.click('[data-testid="tab-dockerfile"]');
+  await page.waitForSelector('[data-testid="failure-mark"]');
+  const failed = await page.$$eval('.dockerfile .failed', (lines) => lines.map((l) => l.getAttribute('data-line')));
+  assert.deepEqual(failed, ['9'], `failed lines: ${failed}`);
+  assert.match(await page.textContent('[data-line="9"] [data-testid="failure-mark"]'), /✖/);
+  const warned = await page.$$eval('.dockerfile .warned', (lines) => lines.map((l) => [l.getAttribute('data-line'), l.textContent]));
+  assert.ok(warned.some(([line, text]) => line === '8' && /FromAsCasing|casing/i.test(text)), `warned lines: ${JSON.stringify(warned)}`);
+  await page.screenshot({ path: join(artifacts, '07-dockerfile-marks.png') });
+  console.log('ok dockerfile marks the failed step and the check warning');
+}
+
+async function checkCacheView(page) {
+  await page.click('[data-testid="tab-cache"]');
+  await page.waitForSelector('[data-testid="cache-table"] tbody tr');
+  await page.waitForSelector('[data-testid="treemap"] rect');
+  const rows = await page.$$('[data-testid="cache-table"] tbody tr');
+  assert.ok(rows.length >= 3, `expected records from three builds, got ${rows.length}`);
+
+  // Sorting by size twice flips the order.
+  await page.click('[data-testid="sort-size"]');
+  const ascending = await page.$$eval('[data-record-id]', (r) => r.map((x) => x.getAttribute('data-record-id')));
+  await page.click('[data-testid="sort-size"]');
+  const descending = await page.$$eval('[data-record-id]', (r) => r.map((x) => x.getAttribute('data-record-id')));
+  assert.deepEqual([...ascending].sort(), [...descending].sort());
+  assert.notDeepEqual(ascending, descending);
+
+  // Pin the first record: the dry run keeps it and says why.
+  const pinned = descending[0];
+  await page.click(`[data-record-id="${pinned}"] [data-testid="pin"]`);
+  await page.waitForSelector(`[data-record-id="${pinned}"] [data-testid="pin"]:text("Unpin")`);
+  await page.click('[data-testid="prune-all"]');
+  await page.click('[data-testid="prune-dry-run"]');
+  await page.waitForSelector('[data-testid="prune-preview"]');
+  const kept = await page.$$eval('[data-testid="prune-kept"]', (r) => r.map((x) => x.textContent));
+  assert.ok(kept.some((text) => text.startsWith(pinned.slice(0, 12)) && text.includes('kept: pinned')), `kept: ${kept}`);
+  assert.ok(kept.every((text) => /kept: \S/.test(text)), `a kept record has no reason: ${kept}`);
+  assert.match(await page.textContent('[data-testid="prune-preview"] p'), /would delete \d+ records/);
+  await page.screenshot({ path: join(artifacts, '08-cache.png') });
+  const before = await page.$$eval('[data-record-id]', (r) => r.length);
+  assert.equal(before, descending.length, 'a dry run deleted records');
+
+  // An invalid option shows the server's message and deletes nothing.
+  await page.fill('input[placeholder="48h"]', 'soon');
+  await page.click('[data-testid="prune-dry-run"]');
+  await page.waitForSelector('[data-testid="cache-message"]');
+  assert.match(await page.textContent('[data-testid="cache-message"]'), /keep_duration/);
+  await page.fill('input[placeholder="48h"]', '');
+
+  await page.click(`[data-record-id="${pinned}"] [data-testid="pin"]`);
+  await page.waitForSelector(`[data-record-id="${pinned}"] [data-testid="pin"]:text("Pin")`);
+  console.log('ok cache view sorts, pins and previews a prune with reasons');
+}
+
 async function run() {
   await checkAccessControl();
   const { context, close } = await launch();
@@ -90,11 +146,8 @@ async function run() {
     await page.screenshot({ path: join(artifacts, '06-history.png') });
     console.log('ok history lists three builds');
 
-    await page.click('[data-testid="tab-cache"]');
-    await page.click('[data-testid="prune-dry-run"]');
-    await page.waitForSelector('[data-testid="cache-message"], [data-testid="prune-preview"]');
-    await page.screenshot({ path: join(artifacts, '07-cache.png') });
-    console.log('ok prune dry run');
+    await checkDockerfileMarks(page);
+    await checkCacheView(page);
   } finally {
     await close();
   }

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LiveStore, formatBytes, formatDuration, searchLines } from '../../src/store';
 import type { DagNode, LiveMessage } from '../../src/types';
 
@@ -25,6 +25,49 @@ const event = (type: string, fields: Record<string, unknown> = {}): LiveMessage 
 });
 
 describe('LiveStore', () => {
+  it('applies queued frames once per animation frame', () => {
+    vi.useFakeTimers();
+    const callbacks: FrameRequestCallback[] = [];
+    vi.stubGlobal('requestAnimationFrame', (callback: FrameRequestCallback) => callbacks.push(callback));
+    try {
+      const store = new LiveStore();
+      const seen: boolean[] = [];
+      store.onChange(() => seen.push(store.inAnimationFrame));
+      store.enqueue([event('build_started', { build_id: 'b1' })]);
+      store.enqueue([event('log', { vertex: 'v', stream: 'stdout', data: 'one\n' })]);
+      store.enqueue([event('log', { vertex: 'v', stream: 'stdout', data: 'two\n' })]);
+      expect(store.version).toBe(0);
+      expect(callbacks).toHaveLength(1);
+
+      callbacks[0](0);
+      expect(store.version).toBe(1);
+      expect(seen).toEqual([true]);
+      expect(store.linesOf('v').map((l) => l.text)).toEqual(['one', 'two']);
+      // The fallback timer finds nothing left to apply.
+      vi.advanceTimersByTime(300);
+      expect(store.version).toBe(1);
+      expect(store.inAnimationFrame).toBe(false);
+    } finally {
+      vi.unstubAllGlobals();
+      vi.useRealTimers();
+    }
+  });
+
+  it('flushes queued frames by timer without animation frames', () => {
+    vi.useFakeTimers();
+    vi.stubGlobal('requestAnimationFrame', () => 0);
+    try {
+      const store = new LiveStore();
+      store.enqueue([event('build_started', { build_id: 'b2' })]);
+      vi.advanceTimersByTime(300);
+      expect(store.buildId).toBe('b2');
+      expect(store.version).toBe(1);
+    } finally {
+      vi.unstubAllGlobals();
+      vi.useRealTimers();
+    }
+  });
+
   it('replaces changed nodes and keeps others by identity', () => {
     const store = new LiveStore();
     store.apply([event('build_started', { build_id: 'b1' }), { type: 'node', node: node('a', 'queued') }, { type: 'node', node: node('b', 'queued') }]);

@@ -1,0 +1,82 @@
+// Chromium performance trace for the benchmark: records the renderer's
+// timeline through the DevTools protocol and sums where the main thread
+// spent its time (script, style, layout, paint, garbage collection).
+import { writeFileSync } from 'node:fs';
+
+const CATEGORIES = [
+  'devtools.timeline',
+  'disabled-by-default-devtools.timeline',
+  'v8.execute',
+  'disabled-by-default-v8.cpu_profiler',
+];
+
+/** Timeline events worth summing; nested ones are counted inside their parents too. */
+const SUMMED = [
+  'FireAnimationFrame',
+  'FunctionCall',
+  'TimerFire',
+  'RunMicrotasks',
+  'UpdateLayoutTree',
+  'Layout',
+  'PrePaint',
+  'Paint',
+  'Layerize',
+  'Commit',
+  'HitTest',
+  'MinorGC',
+  'MajorGC',
+];
+
+export async function startTrace(context, page) {
+  const session = await context.newCDPSession(page);
+  const events = [];
+  session.on('Tracing.dataCollected', ({ value }) => events.push(...value));
+  await session.send('Tracing.start', { categories: CATEGORIES.join(','), transferMode: 'ReportEvents' });
+  return async function stop(path) {
+    const done = new Promise((resolve) => session.once('Tracing.tracingComplete', resolve));
+    await session.send('Tracing.end');
+    await done;
+    if (path) writeFileSync(path, JSON.stringify({ traceEvents: events }));
+    return { totals: summarize(events), functions: hottestFunctions(events, 12) };
+  };
+}
+
+/** Self time of the JavaScript functions with the most samples, from the trace's CPU profile. */
+function hottestFunctions(events, count) {
+  const frames = new Map();
+  const selfMs = new Map();
+  for (const event of events) {
+    if (event.name !== 'ProfileChunk') continue;
+    const profile = event.args?.data?.cpuProfile ?? {};
+    for (const node of profile.nodes ?? []) {
+      const { functionName, url = '', lineNumber = -1 } = node.callFrame;
+      frames.set(`${event.id}:${node.id}`, `${functionName || '(anonymous)'} ${url.split('/').pop()}:${lineNumber + 1}`);
+    }
+    const deltas = event.args.data.timeDeltas ?? [];
+    (profile.samples ?? []).forEach((id, index) => {
+      const key = `${event.id}:${id}`;
+      selfMs.set(key, (selfMs.get(key) ?? 0) + (deltas[index] ?? 0) / 1000);
+    });
+  }
+  const byName = new Map();
+  for (const [key, ms] of selfMs) {
+    const name = frames.get(key) ?? key;
+    byName.set(name, (byName.get(name) ?? 0) + ms);
+  }
+  return [...byName].sort((a, b) => b[1] - a[1]).slice(0, count);
+}
+
+/** Milliseconds per event name on the renderer's main thread. */
+function summarize(events) {
+  // Every renderer's main thread counts: the page's is the only busy one.
+  const mains = new Set(
+    events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`),
+  );
+  const totals = Object.fromEntries(SUMMED.map((name) => [name, 0]));
+  for (const event of events) {
+    if (mains.size && !mains.has(`${event.pid}:${event.tid}`)) continue;
+    if (event.ph !== 'X' || !(event.name in totals)) continue;
+    totals[event.name] += (event.dur ?? 0) / 1000;
+  }
+  return totals;
+}
