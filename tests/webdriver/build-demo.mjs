@@ -6,8 +6,8 @@ import { writeFileSync } from "node:fs";
 import assert from "node:assert/strict";
 
 const DRIVER = process.env.TAURI_DRIVER_URL ?? "http://127.0.0.1:4444";
-// The first build of the demo runs two RUN steps in runc; allow for a
-// slow, shared machine.
+// The demo starts two runc containers, which can take minutes on a
+// loaded machine.
 const BUILD_TIMEOUT_MS = 180_000;
 
 const [application, screenshotPath] = process.argv.slice(2);
