@@ -1,7 +1,9 @@
 //! The command handlers: plain async functions over [`Workbench`], so they
 //! run in tests without a window. `ipc.rs` exposes them to the page.
 
-use crate::dto::{Canceled, Demo, Features, OpenRequest, PruneRequest, Started, StartRequest, Status};
+use crate::dto::{
+    Canceled, Demo, Features, OpenRequest, PruneRequest, StartRequest, Started, Status,
+};
 use crate::error::{CommandError, CommandResult};
 use crate::live::{FrameSink, LiveBuild};
 use serde_json::{Value, json};

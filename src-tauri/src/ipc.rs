@@ -3,8 +3,8 @@
 
 use crate::commands::Workbench;
 use crate::dto::{
-    Canceled, Demo, HistoryEntry, Layer, LogChunk, OpenRequest, PruneRequest, Started,
-    StartRequest, Status,
+    Canceled, Demo, HistoryEntry, Layer, LogChunk, OpenRequest, PruneRequest, StartRequest,
+    Started, Status,
 };
 use crate::error::{CommandError, CommandResult};
 use crate::live::FrameSink;

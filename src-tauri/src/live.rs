@@ -106,8 +106,10 @@ impl LiveBuild {
             let frame = {
                 let mut state = self.state.lock().expect("live build lock");
                 let frame = apply_batch(&mut state, &batch);
-                if let (Some(id), Some(_)) = (&state.build_id, &started) {
-                    let _ = started.take().expect("checked above").send(id.clone());
+                if let Some(id) = &state.build_id {
+                    if let Some(started) = started.take() {
+                        let _ = started.send(id.clone());
+                    }
                 }
                 frame
             };

@@ -159,7 +159,11 @@ async fn open_project_rejects_bad_paths() {
         .await
         .unwrap_err();
     assert_eq!(relative.code, ErrorCode::UserInput);
-    assert!(relative.message.contains("`relative/folder`"), "{}", relative.message);
+    assert!(
+        relative.message.contains("`relative/folder`"),
+        "{}",
+        relative.message
+    );
 
     let missing = f
         .workbench
@@ -232,7 +236,11 @@ async fn start_build_rejects_bad_requests() {
     ];
     for (request, expected) in cases {
         let frames = Frames::default();
-        let error = f.workbench.start_build(request, frames.sink()).await.unwrap_err();
+        let error = f
+            .workbench
+            .start_build(request, frames.sink())
+            .await
+            .unwrap_err();
         assert_eq!(error.code, ErrorCode::UserInput, "{}", error.message);
         assert!(error.message.contains(expected), "{}", error.message);
         assert!(frames.messages.lock().unwrap().is_empty());
@@ -253,7 +261,8 @@ async fn build_sends_nodes_and_records_history() {
     let finished = frames.finished_event();
     assert_eq!(finished["success"], true, "{finished}");
     let states = frames.node_states();
-    let copies: Vec<&(String, String)> = states.iter().filter(|(n, _)| n.contains("COPY")).collect();
+    let copies: Vec<&(String, String)> =
+        states.iter().filter(|(n, _)| n.contains("COPY")).collect();
     assert_eq!(copies.len(), 2, "{states:?}");
     for (name, state) in &copies {
         assert_eq!(state, "done", "{name}");
@@ -284,7 +293,10 @@ async fn rebuild_reports_cached_nodes() {
     build(&f.workbench, start_request(dir.path())).await;
     let (_, frames) = build(&f.workbench, start_request(dir.path())).await;
     let states = frames.node_states();
-    let copy = states.iter().find(|(n, _)| n.contains("COPY")).expect("a COPY node");
+    let copy = states
+        .iter()
+        .find(|(n, _)| n.contains("COPY"))
+        .expect("a COPY node");
     assert_eq!(copy.1, "cached", "{states:?}");
 }
 
@@ -295,13 +307,20 @@ async fn failed_build_reports_error_in_frames() {
     let (build_id, frames) = build(&f.workbench, start_request(dir.path())).await;
     let finished = frames.finished_event();
     assert_eq!(finished["success"], false);
-    assert!(finished["error"].as_str().unwrap().contains("missing"), "{finished}");
+    assert!(
+        finished["error"].as_str().unwrap().contains("missing"),
+        "{finished}"
+    );
     let history = f.workbench.history().await.unwrap();
     assert_eq!(history[0].status, "failed");
 
     let layers = f.workbench.history_layers(build_id).await.unwrap_err();
     assert_eq!(layers.code, ErrorCode::UserInput);
-    assert!(layers.message.contains("no result image"), "{}", layers.message);
+    assert!(
+        layers.message.contains("no result image"),
+        "{}",
+        layers.message
+    );
 }
 
 #[tokio::test]
@@ -315,7 +334,11 @@ async fn cancel_without_build_is_rejected() {
 #[tokio::test]
 async fn history_unknown_id_is_user_input() {
     let f = fixture(None);
-    let error = f.workbench.history_inspect("feedface".into()).await.unwrap_err();
+    let error = f
+        .workbench
+        .history_inspect("feedface".into())
+        .await
+        .unwrap_err();
     assert_eq!(error.code, ErrorCode::UserInput);
     assert!(error.message.contains("feedface"), "{}", error.message);
 }
@@ -358,7 +381,11 @@ async fn cache_du_and_prune_dry_run() {
         .unwrap();
     assert!(report["deleted"].is_array());
     let after = f.workbench.cache_du().await.unwrap();
-    assert_eq!(after.as_array().unwrap().len(), count, "a dry run deletes nothing");
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        count,
+        "a dry run deletes nothing"
+    );
 }
 
 #[tokio::test]
