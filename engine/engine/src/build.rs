@@ -20,6 +20,7 @@ use strata_solver::{
     Event, EventSink, ExplainedStep, ResultRef, SolveError, SolveOptions, Solver, StampedEvent,
 };
 use strata_source::StoreImageResolver;
+use strata_source::watch::ContextChanges;
 use tokio_util::sync::CancellationToken;
 
 /// Where the Dockerfile comes from.
@@ -46,6 +47,9 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     pub outputs: Vec<OutputSpec>,
     pub no_cache: bool,
+    /// Context changes recorded by a watcher since the last sync, so the
+    /// sync reads only those paths; `None` walks the whole context.
+    pub context_changes: Option<ContextChanges>,
 }
 
 impl BuildRequest {
@@ -59,6 +63,7 @@ impl BuildRequest {
             tags: Vec::new(),
             outputs: Vec::new(),
             no_cache: false,
+            context_changes: None,
         }
     }
 }
@@ -194,6 +199,7 @@ impl Engine {
                 name: "context".into(),
                 dir: request.context.clone(),
                 ignore,
+                changes: request.context_changes.clone(),
             }],
             leases: Mutex::new(Vec::new()),
         });

@@ -4,8 +4,11 @@
 
 mod backend;
 mod build;
+mod watch;
 
 pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
+pub use strata_source::watch::ChangeBatch;
+pub use watch::WatchSession;
 
 use anyhow::Context;
 use std::path::PathBuf;

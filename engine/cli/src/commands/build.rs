@@ -4,7 +4,7 @@ use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_cli::progress::{ProgressMode, render_failure, spawn_renderer};
+use strata_cli::progress::{ProgressMode, RenderSummary, render_failure, spawn_renderer};
 use strata_engine::{BuildError, BuildRequest, DockerfileSource};
 use strata_exporter::OutputSpec;
 use strata_llb::Platform;
@@ -109,17 +109,25 @@ fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String
     Ok(args)
 }
 
+impl BuildArgs {
+    /// The build request these flags describe.
+    pub fn request(&self) -> anyhow::Result<BuildRequest> {
+        let mut request = self.definition.request()?;
+        request.tags = self.tags.clone();
+        request.no_cache = self.no_cache;
+        for spec in &self.outputs {
+            request.outputs.push(
+                OutputSpec::parse(spec)
+                    .map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?,
+            );
+        }
+        Ok(request)
+    }
+}
+
 pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let mode: ProgressMode = args.progress.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut request = args.definition.request()?;
-    request.tags = args.tags.clone();
-    request.no_cache = args.no_cache;
-    for spec in &args.outputs {
-        request.outputs.push(
-            OutputSpec::parse(spec)
-                .map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?,
-        );
-    }
+    let request = args.request()?;
     let engine = open_engine(root, args.max_parallel)?;
 
     let (events, receiver) = EventSink::channel();
@@ -139,11 +147,19 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
         .context("The progress renderer stopped unexpectedly")?;
     match outcome {
         Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(BuildError::Parse(error)) => {
-            eprintln!("{:?}", miette::Report::new(error));
+        Err(error) => {
+            print_build_error(&request, &summary, error);
             Ok(ExitCode::FAILURE)
         }
-        Err(BuildError::Step(error)) => {
+    }
+}
+
+/// Prints a failed build's error, with the failing step's Dockerfile
+/// lines and log tail when a step failed.
+pub fn print_build_error(request: &BuildRequest, summary: &RenderSummary, error: BuildError) {
+    match error {
+        BuildError::Parse(error) => eprintln!("{:?}", miette::Report::new(error)),
+        BuildError::Step(error) => {
             let source = match &request.dockerfile {
                 DockerfileSource::Inline { text, .. } => Some(text.clone()),
                 DockerfileSource::Default => {
@@ -151,14 +167,10 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
                 }
                 DockerfileSource::Path(path) => std::fs::read_to_string(path).ok(),
             };
-            eprint!("{}", render_failure(&summary, source.as_deref()));
+            eprint!("{}", render_failure(summary, source.as_deref()));
             eprintln!("error: {error}");
-            Ok(ExitCode::FAILURE)
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            Ok(ExitCode::FAILURE)
-        }
+        error => eprintln!("error: {error}"),
     }
 }
 

@@ -1,6 +1,7 @@
 pub mod build;
 pub mod debug;
 pub mod image;
+pub mod watch;
 
 use std::path::PathBuf;
 use strata_engine::{Engine, EngineOptions};
