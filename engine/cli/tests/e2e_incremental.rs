@@ -232,10 +232,12 @@ fn watch_interrupted_during_build_exits_130() {
     let store = TestStore::new();
     let ctx = context(&[(
         "Dockerfile",
-        "FROM busybox\nRUN echo started-sleeping && sleep 60\n",
+        "FROM busybox\nRUN echo \"now-$((6 * 7))\" && sleep 60\n",
     )]);
     let mut watch = Watch::start(&store, ctx.path());
-    watch.wait_for("started-sleeping");
+    // Wait for the container's output, not the step name, so the
+    // container runs when the signal arrives.
+    watch.wait_for("now-42");
     let status = watch.interrupt();
     assert_eq!(
         status.code(),
