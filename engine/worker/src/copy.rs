@@ -4,6 +4,7 @@ use crate::archive;
 use crate::fileop::{mkdir_all, set_metadata};
 use crate::mode::ModeChange;
 use crate::paths::{PathFilter, expand_wildcard, has_wildcard, resolve_in_root};
+use crate::reuse::PendingLink;
 use crate::user::resolve_owner;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -24,14 +25,20 @@ struct CopyContext<'a> {
     /// Destination of the first copy of each `(device, inode)` with more
     /// than one link, so hardlinks stay hardlinks within one copy.
     hardlinks: HashMap<(u64, u64), PathBuf>,
+    /// Where regular files become placeholders to hardlink later, when
+    /// the source allows it and the copy changes no owner, mode or time.
+    links: Option<&'a mut Vec<PendingLink>>,
 }
 
 /// Copies `action.src` from `source_root` (an empty filesystem when `None`)
-/// to `action.dest` in `dest_root`.
+/// to `action.dest` in `dest_root`. With `links`, regular files whose
+/// metadata the copy keeps become placeholders listed there, for
+/// [`crate::reuse::link_placeholders`] to replace with hardlinks.
 pub(crate) fn copy(
     dest_root: &Path,
     action: &CopyAction,
     source_root: Option<&Path>,
+    links: Option<&mut Vec<PendingLink>>,
 ) -> Result<()> {
     let mode = match (action.mode, &action.mode_text) {
         (Some(mode), _) => Some(ModeChange::Absolute(mode & 0o7777)),
@@ -43,6 +50,7 @@ pub(crate) fn copy(
         .as_ref()
         .map(|owner| resolve_owner(dest_root, owner))
         .transpose()?;
+    let keeps_metadata = owner.is_none() && mode.is_none() && action.timestamp.is_none();
     let mut cx = CopyContext {
         dest_root,
         owner,
@@ -50,6 +58,7 @@ pub(crate) fn copy(
         timestamp: action.timestamp,
         filter: PathFilter::new(&action.include_patterns, &action.exclude_patterns)?,
         hardlinks: HashMap::new(),
+        links: links.filter(|_| keeps_metadata),
     };
 
     let sources = match source_root {
@@ -173,12 +182,21 @@ fn copy_entry(
     if file_type.is_symlink() {
         std::os::unix::fs::symlink(std::fs::read_link(source)?, &target)?;
     } else if file_type.is_file() {
-        let mut reader = std::fs::File::open(source)?;
         let mut writer = std::fs::File::options()
             .write(true)
             .create_new(true)
             .open(&target)?;
-        std::io::copy(&mut reader, &mut writer)?;
+        match cx.links.as_deref_mut() {
+            // An empty placeholder: its bytes arrive as a hardlink.
+            Some(links) => links.push(PendingLink {
+                placeholder: target.clone(),
+                source: source.to_path_buf(),
+            }),
+            None => {
+                let mut reader = std::fs::File::open(source)?;
+                std::io::copy(&mut reader, &mut writer)?;
+            }
+        }
     } else {
         make_node(&target, &metadata)?;
     }

@@ -12,6 +12,7 @@ pub mod fileop;
 mod mode;
 pub mod mount;
 mod paths;
+pub mod reuse;
 pub mod runc;
 mod spec;
 pub mod user;
