@@ -250,3 +250,78 @@ fn watch_interrupted_during_build_exits_130() {
     let quick = context(&[("Dockerfile", "FROM busybox\nRUN echo fine\n")]);
     assert_success(&store.build(quick.path(), &[]));
 }
+
+/// Finds `relative` in every snapshot's files under the store.
+fn snapshot_copies(store: &TestStore, relative: &str) -> Vec<std::path::PathBuf> {
+    let snapshots = store.root().join("snapshots");
+    std::fs::read_dir(&snapshots)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("fs").join(relative))
+        .filter(|path| path.symlink_metadata().is_ok())
+        .collect()
+}
+
+#[test]
+fn copy_hardlinks_context_files() {
+    use std::os::unix::fs::MetadataExt;
+    let store = TestStore::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY data/ /app/\n"),
+        ("data/a.txt", "first"),
+        ("data/b.txt", "kept"),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    assert_success(&store.build(ctx.path(), &["--output", &dest]));
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("app/a.txt")).unwrap(),
+        "first"
+    );
+
+    // The mirror's `data/b.txt` and the COPY snapshot's `app/b.txt` share
+    // an inode.
+    let mirrors = snapshot_copies(&store, "data/b.txt");
+    let copies = snapshot_copies(&store, "app/b.txt");
+    assert_eq!(mirrors.len(), 1, "{mirrors:?}");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let mirror = mirrors[0].metadata().unwrap();
+    let copy = copies[0].metadata().unwrap();
+    assert_eq!(mirror.ino(), copy.ino(), "COPY did not hardlink `b.txt`");
+
+    // Changing a file gives the mirror a new inode; the old snapshot keeps
+    // its bytes.
+    std::fs::write(ctx.path().join("data/a.txt"), "second").unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    let dest2 = format!("type=local,dest={}", out2.path().display());
+    assert_success(&store.build(ctx.path(), &["--output", &dest2]));
+    assert_eq!(
+        std::fs::read_to_string(out2.path().join("app/a.txt")).unwrap(),
+        "second"
+    );
+    let mut contents: Vec<String> = snapshot_copies(&store, "app/a.txt")
+        .iter()
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect();
+    contents.sort();
+    assert_eq!(contents, ["first", "second"]);
+}
+
+#[test]
+fn copy_with_chmod_does_not_hardlink() {
+    use std::os::unix::fs::MetadataExt;
+    let store = TestStore::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY --chmod=600 data/ /app/\n"),
+        ("data/a.txt", "first"),
+    ]);
+    assert_success(&store.build(ctx.path(), &[]));
+    let mirror = snapshot_copies(&store, "data/a.txt")[0].metadata().unwrap();
+    let copy = snapshot_copies(&store, "app/a.txt")[0].metadata().unwrap();
+    assert_ne!(
+        mirror.ino(),
+        copy.ino(),
+        "a chmod copy must not share the inode"
+    );
+    assert_eq!(copy.mode() & 0o7777, 0o600);
+    assert_eq!(mirror.mode() & 0o7777, 0o644);
+}
