@@ -30,7 +30,7 @@ fn events_of(events: &[serde_json::Value], kind: &str) -> Vec<serde_json::Value>
         .collect()
 }
 
-/// The reasons the `explanations` event gives for the step named like
+/// Returns the reasons the `explanations` event gives for the step named like
 /// `needle`.
 fn reasons_for(events: &[serde_json::Value], needle: &str) -> Vec<String> {
     let explanations = events_of(events, "explanations");

@@ -25,8 +25,8 @@ struct CopyContext<'a> {
     /// Destination of the first copy of each `(device, inode)` with more
     /// than one link, so hardlinks stay hardlinks within one copy.
     hardlinks: HashMap<(u64, u64), PathBuf>,
-    /// Where regular files become placeholders to hardlink later, when
-    /// the source allows it and the copy changes no owner, mode or time.
+    /// Placeholders to hardlink later, set when the source allows it and
+    /// the copy changes no owner, mode or time.
     links: Option<&'a mut Vec<PendingLink>>,
 }
 

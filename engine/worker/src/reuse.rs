@@ -15,6 +15,7 @@
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A placeholder to replace with a hardlink to `source`.
@@ -75,39 +76,38 @@ pub(crate) fn link_placeholders(
     Ok(linked)
 }
 
-/// Links `source` to a temporary name next to `target` and renames it
-/// over `target`. Falls back to copying the bytes into the placeholder
-/// (which already has the right owner, mode and times) when linking
-/// fails, as it does across filesystems.
+/// Replaces the placeholder `target` with a hardlink to `source`, or with
+/// a byte copy carrying the placeholder's owner, mode and times when
+/// linking fails, as it does across filesystems.
+///
+/// The placeholder is unlinked first rather than renamed over, because on
+/// ext4 (with the default `auto_da_alloc`) renaming over an existing file
+/// forces the new file's delayed data to disk: with the mirror's freshly
+/// written files that made a 10,000-file COPY three times slower than a
+/// byte copy. Nothing reads the snapshot before commit, so the gap
+/// between unlink and link is not observable.
 fn replace_with_link(source: &Path, target: &Path) -> Result<bool> {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = target.with_file_name(format!(".strata-link-{name}"));
-    match std::fs::hard_link(source, &temp) {
-        Ok(()) => {
-            std::fs::rename(&temp, target).with_context(|| {
-                format!("Failed to replace `{}` with a hardlink", target.display())
-            })?;
-            Ok(true)
-        }
-        Err(error) => {
-            tracing::debug!(
-                source = %source.display(),
-                "hardlink failed, copying instead: {error}"
-            );
-            let metadata = std::fs::symlink_metadata(target)?;
-            let mut reader = std::fs::File::open(source)?;
-            let mut writer = std::fs::OpenOptions::new().write(true).open(target)?;
-            std::io::copy(&mut reader, &mut writer)?;
-            drop(writer);
-            filetime::set_file_times(
-                target,
-                filetime::FileTime::from_last_access_time(&metadata),
-                filetime::FileTime::from_last_modification_time(&metadata),
-            )?;
-            Ok(false)
-        }
-    }
+    let placeholder = std::fs::symlink_metadata(target)?;
+    std::fs::remove_file(target)
+        .with_context(|| format!("Failed to remove the placeholder `{}`", target.display()))?;
+    let error = match std::fs::hard_link(source, target) {
+        Ok(()) => return Ok(true),
+        Err(error) => error,
+    };
+    tracing::debug!(
+        source = %source.display(),
+        "hardlink failed, copying instead: {error}"
+    );
+    let mut reader = std::fs::File::open(source)?;
+    let mut writer = std::fs::File::create_new(target)?;
+    std::io::copy(&mut reader, &mut writer)?;
+    drop(writer);
+    std::os::unix::fs::lchown(target, Some(placeholder.uid()), Some(placeholder.gid()))?;
+    std::fs::set_permissions(target, placeholder.permissions())?;
+    filetime::set_file_times(
+        target,
+        filetime::FileTime::from_last_access_time(&placeholder),
+        filetime::FileTime::from_last_modification_time(&placeholder),
+    )?;
+    Ok(false)
 }

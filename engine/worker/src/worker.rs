@@ -262,6 +262,7 @@ fn apply_on_snapshot(
         roots[index] = Some(view.path().to_path_buf());
         views.push(view);
     }
+
     // Placeholders are only safe when no other kind of action can write
     // over one before it is linked.
     let only_linkable_copies = actions.iter().all(|action| {
@@ -272,11 +273,13 @@ fn apply_on_snapshot(
     if !only_linkable_copies {
         linkable.fill(false);
     }
+
     let mut links = Vec::new();
     let result = apply_file_actions_linking(target, actions, &roots, &linkable, &mut links);
     drop(views);
     overlay.unmount()?;
     result?;
+
     let linked = link_placeholders(&active.upper, target, &links)?;
     tracing::debug!(linked, placeholders = links.len(), "reused context files");
     Ok(())

@@ -110,7 +110,7 @@ fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String
 }
 
 impl BuildArgs {
-    /// The build request these flags describe.
+    /// Returns the build request these flags describe.
     pub fn request(&self) -> anyhow::Result<BuildRequest> {
         let mut request = self.definition.request()?;
         request.tags = self.tags.clone();

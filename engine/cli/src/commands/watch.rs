@@ -59,7 +59,7 @@ pub async fn run(root: Option<PathBuf>, args: WatchArgs) -> anyhow::Result<ExitC
     }
 }
 
-/// What one build sent that the watch summary prints.
+/// The events of one build that the watch summary prints.
 #[derive(Default)]
 struct BuildReport {
     succeeded: bool,
