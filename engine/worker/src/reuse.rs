@@ -80,12 +80,9 @@ pub(crate) fn link_placeholders(
 /// a byte copy carrying the placeholder's owner, mode and times when
 /// linking fails, as it does across filesystems.
 ///
-/// The placeholder is unlinked first rather than renamed over, because on
-/// ext4 (with the default `auto_da_alloc`) renaming over an existing file
-/// forces the new file's delayed data to disk: with the mirror's freshly
-/// written files that made a 10,000-file COPY three times slower than a
-/// byte copy. Nothing reads the snapshot before commit, so the gap
-/// between unlink and link is not observable.
+/// The placeholder is unlinked and then linked, not replaced by rename,
+/// because nothing reads the snapshot before commit, so the replacement
+/// need not be atomic.
 fn replace_with_link(source: &Path, target: &Path) -> Result<bool> {
     let placeholder = std::fs::symlink_metadata(target)?;
     std::fs::remove_file(target)
