@@ -5,7 +5,8 @@
 # of fewer large files, and writes a Markdown table of medians to
 # docs/benchmarks.md. Each timed build uses --no-cache after a warm-up
 # build, so the context mirror is already up to date and the COPY step
-# dominates. Disk use is the growth of the store's snapshots (`du` counts
+# dominates; a `sync` before each timed build keeps the writeback of
+# earlier builds out of its time. Disk use is the growth of the store's snapshots (`du` counts
 # a hardlinked inode once).
 #
 # Usage: bench/copy_reuse.sh [RUNS]   (as root, with runc)
@@ -55,6 +56,8 @@ time_builds() {
     local times=() start end before after
     for ((run = 0; run < runs; run++)); do
         before=$(du -sm "$STRATA_ROOT/snapshots" | cut -f1)
+        # Flush earlier writes so their writeback does not land in this run.
+        sync
         start=$(date +%s.%N)
         "$strata" build --progress quiet --no-cache "$dir" >/dev/null
         end=$(date +%s.%N)
