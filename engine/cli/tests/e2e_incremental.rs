@@ -265,21 +265,29 @@ fn snapshot_copies(store: &TestStore, relative: &str) -> Vec<std::path::PathBuf>
 fn copy_hardlinks_context_files() {
     use std::os::unix::fs::MetadataExt;
     let store = TestStore::new();
+    // Files of 100 KB, above the size from which a copy links.
+    let first = "first\n".repeat(20_000);
+    let kept = "kept\n".repeat(20_000);
     let ctx = context(&[
         ("Dockerfile", "FROM busybox\nCOPY data/ /app/\n"),
-        ("data/a.txt", "first"),
-        ("data/b.txt", "kept"),
+        ("data/a.txt", &first),
+        ("data/b.txt", &kept),
+        ("data/small.txt", "small"),
     ]);
     let out = tempfile::tempdir().unwrap();
     let dest = format!("type=local,dest={}", out.path().display());
     assert_success(&store.build(ctx.path(), &["--output", &dest]));
     assert_eq!(
         std::fs::read_to_string(out.path().join("app/a.txt")).unwrap(),
-        "first"
+        first
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("app/small.txt")).unwrap(),
+        "small"
     );
 
     // The mirror's `data/b.txt` and the COPY snapshot's `app/b.txt` share
-    // an inode.
+    // an inode; the small file is copied.
     let mirrors = snapshot_copies(&store, "data/b.txt");
     let copies = snapshot_copies(&store, "app/b.txt");
     assert_eq!(mirrors.len(), 1, "{mirrors:?}");
@@ -287,23 +295,35 @@ fn copy_hardlinks_context_files() {
     let mirror = mirrors[0].metadata().unwrap();
     let copy = copies[0].metadata().unwrap();
     assert_eq!(mirror.ino(), copy.ino(), "COPY did not hardlink `b.txt`");
+    let small_mirror = snapshot_copies(&store, "data/small.txt")[0]
+        .metadata()
+        .unwrap();
+    let small_copy = snapshot_copies(&store, "app/small.txt")[0]
+        .metadata()
+        .unwrap();
+    assert_ne!(
+        small_mirror.ino(),
+        small_copy.ino(),
+        "small files are copied"
+    );
 
-    // Changing a file gives the mirror a new inode; the old snapshot keeps
-    // its bytes.
-    std::fs::write(ctx.path().join("data/a.txt"), "second").unwrap();
+    // Changing a linked file gives the mirror a new inode; the old
+    // snapshot keeps its bytes.
+    let second = "second\n".repeat(20_000);
+    std::fs::write(ctx.path().join("data/a.txt"), &second).unwrap();
     let out2 = tempfile::tempdir().unwrap();
     let dest2 = format!("type=local,dest={}", out2.path().display());
     assert_success(&store.build(ctx.path(), &["--output", &dest2]));
     assert_eq!(
         std::fs::read_to_string(out2.path().join("app/a.txt")).unwrap(),
-        "second"
+        second
     );
     let mut contents: Vec<String> = snapshot_copies(&store, "app/a.txt")
         .iter()
         .map(|path| std::fs::read_to_string(path).unwrap())
         .collect();
     contents.sort();
-    assert_eq!(contents, ["first", "second"]);
+    assert_eq!(contents, [first, second]);
 }
 
 #[test]
@@ -312,7 +332,7 @@ fn copy_with_chmod_does_not_hardlink() {
     let store = TestStore::new();
     let ctx = context(&[
         ("Dockerfile", "FROM busybox\nCOPY --chmod=600 data/ /app/\n"),
-        ("data/a.txt", "first"),
+        ("data/a.txt", &"first\n".repeat(20_000)),
     ]);
     assert_success(&store.build(ctx.path(), &[]));
     let mirror = snapshot_copies(&store, "data/a.txt")[0].metadata().unwrap();
