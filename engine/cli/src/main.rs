@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile and a context directory
     Build(commands::build::BuildArgs),
+    /// Build, then rebuild on every change of the context until Ctrl-C
+    Watch(commands::watch::WatchArgs),
     /// Print the LLB definition a Dockerfile converts to, without building
     DumpLlb(commands::build::DumpLlbArgs),
     /// Manage images in the local store
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Build(args) => commands::build::run(root, args).await,
+            Command::Watch(args) => commands::watch::run(root, args).await,
             Command::DumpLlb(args) => commands::build::dump_llb(root, args).await,
             Command::Image(command) => commands::image::run(root, command),
             Command::Debug(command) => commands::debug::run(command),

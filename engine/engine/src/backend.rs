@@ -12,6 +12,7 @@ use strata_llb::{Digest, SourceOp, Vertex};
 use strata_solver::{Backend, Event, EventSink, ResultRef, Selector, SourceResult, VertexContext};
 use strata_source::context::{ContextLease, ContextSource, SyncRequest};
 use strata_source::load_image;
+use strata_source::watch::{ContextChanges, PendingChanges};
 use strata_store::{Lease, Store};
 use strata_worker::{ExecSession, Worker};
 
@@ -20,6 +21,9 @@ pub(crate) struct LocalDir {
     pub name: String,
     pub dir: PathBuf,
     pub ignore: DockerIgnore,
+    /// Changes a watcher recorded since the last sync; `None` walks the
+    /// whole directory.
+    pub changes: Option<ContextChanges>,
 }
 
 pub(crate) struct BuildBackend {
@@ -66,12 +70,31 @@ impl BuildBackend {
             })?,
             None => Vec::new(),
         };
+        let pending = local.changes.as_ref().map(ContextChanges::take);
+        let dirty = match &pending {
+            Some(PendingChanges::Paths(paths)) => Some(paths),
+            Some(PendingChanges::FullWalk(reason)) => {
+                tracing::info!(local = name, "walking the whole directory: {reason}");
+                None
+            }
+            None => None,
+        };
         let request = SyncRequest {
             dir: &local.dir,
             ignore: &local.ignore,
             follow_paths: &follow_paths,
+            dirty,
         };
-        let lease = ContextSource::new(self.store.clone()).sync(&request)?;
+        let lease = match ContextSource::new(self.store.clone()).sync(&request) {
+            Ok(lease) => lease,
+            Err(error) => {
+                // The mirror may be half updated: read the same paths again.
+                if let (Some(changes), Some(pending)) = (&local.changes, pending) {
+                    changes.restore(pending);
+                }
+                return Err(error);
+            }
+        };
         self.store.update_context_size(&lease.snapshot)?;
         self.lease.add(&lease.snapshot)?;
         let stats = &lease.stats;

@@ -2,8 +2,8 @@
 
 use crate::Engine;
 use crate::backend::{BuildBackend, LocalDir};
-use crate::session::{SecretSpec, SshSpec, check_entitlements, exec_session};
 use crate::cache::{CacheExport, CacheImport, CacheImports, CacheLocation};
+use crate::session::{SecretSpec, SshSpec, check_entitlements, exec_session};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,7 @@ use strata_solver::{
     Event, EventSink, ExplainedStep, ResultRef, SolveError, SolveOptions, Solver, StampedEvent,
 };
 use strata_source::StoreImageResolver;
+use strata_source::watch::ContextChanges;
 use tokio_util::sync::CancellationToken;
 
 /// Where the Dockerfile comes from.
@@ -62,6 +63,9 @@ pub struct BuildRequest {
     pub cache_to: Vec<CacheExport>,
     /// `--cache-from` sources, consulted when the local cache misses.
     pub cache_from: Vec<CacheImport>,
+    /// Context changes recorded by a watcher since the last sync, so the
+    /// sync reads only those paths; `None` walks the whole context.
+    pub context_changes: Option<ContextChanges>,
 }
 
 impl BuildRequest {
@@ -81,6 +85,7 @@ impl BuildRequest {
             insecure_registries: Vec::new(),
             cache_to: Vec::new(),
             cache_from: Vec::new(),
+            context_changes: None,
         }
     }
 }
@@ -266,6 +271,7 @@ impl Engine {
                 name: "context".into(),
                 dir: request.context.clone(),
                 ignore,
+                changes: request.context_changes.clone(),
             }],
             leases: Mutex::new(Vec::new()),
             imports: imports.clone(),

@@ -7,12 +7,15 @@ mod build;
 pub mod cache;
 mod gc;
 mod session;
+mod watch;
 
 pub use build::{
     BuildError, BuildRequest, BuildResult, DockerfileSource, read_dockerfile, read_dockerignore,
 };
 pub use gc::KEEP_STORAGE_ENV;
 pub use session::{INSECURE_ENTITLEMENT, SecretSource, SecretSpec, SshSpec, check_entitlement};
+pub use strata_source::watch::ChangeBatch;
+pub use watch::WatchSession;
 
 use anyhow::Context;
 use std::path::PathBuf;

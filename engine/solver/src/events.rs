@@ -185,7 +185,7 @@ impl EventSink {
 }
 
 /// Counters for one build-context sync.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransferStats {
     /// Entries visited in the context directory.
     pub walked: u64,
@@ -196,6 +196,51 @@ pub struct TransferStats {
     /// Entries skipped because `.dockerignore` excludes them.
     pub ignored: u64,
     pub duration_ms: u64,
+    /// Whether the sync walked every followed path, rather than only the
+    /// paths a file watcher reported as changed.
+    #[serde(default = "default_true")]
+    pub full_walk: bool,
+    /// Context paths that were copied, created or removed (removals first),
+    /// at most [`TransferStats::MAX_CHANGED_PATHS`] of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_paths: Vec<String>,
+    /// How many paths changed, including those left out of `changed_paths`.
+    #[serde(default)]
+    pub changed_total: u64,
+}
+
+impl Default for TransferStats {
+    fn default() -> TransferStats {
+        TransferStats {
+            walked: 0,
+            copied_files: 0,
+            copied_bytes: 0,
+            removed: 0,
+            ignored: 0,
+            duration_ms: 0,
+            full_walk: true,
+            changed_paths: Vec::new(),
+            changed_total: 0,
+        }
+    }
+}
+
+impl TransferStats {
+    /// Cap on `changed_paths`, so one event stays small when a whole tree
+    /// changes.
+    pub const MAX_CHANGED_PATHS: usize = 100;
+
+    /// Counts a changed path and keeps it while the list has room.
+    pub fn record_changed(&mut self, path: &str) {
+        self.changed_total += 1;
+        if self.changed_paths.len() < Self::MAX_CHANGED_PATHS {
+            self.changed_paths.push(path.to_string());
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// One input's part of a cache key: the input's own key, or the checksums

@@ -7,15 +7,23 @@
 //! metadata differs from the index. Unlike other snapshots the mirror is
 //! updated in place, so a sync holds an exclusive lock on it for as long as
 //! the build reads it (the returned [`ContextLease`]).
+//!
+//! With a set of dirty paths from a file watcher, a sync stats only those
+//! paths and their parent directories and keeps every other entry of the
+//! index. The index records the sync's scope (followed roots and ignore
+//! patterns), and a dirty sync whose scope differs walks everything.
+
+mod mirror;
+#[cfg(test)]
+mod tests;
+mod walk;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_dockerfile::dockerignore::DockerIgnore;
@@ -88,6 +96,20 @@ pub struct SyncRequest<'a> {
     /// Paths that the build can read, relative to the context root; empty
     /// means the whole context.
     pub follow_paths: &'a [String],
+    /// Paths relative to the context root that changed since the previous
+    /// sync, as a file watcher reports them; `None` walks every followed
+    /// path. The caller must include every change: a path left out keeps
+    /// its old content in the mirror.
+    pub dirty: Option<&'a BTreeSet<String>>,
+}
+
+/// The index file: every mirrored entry and the scope it was walked with.
+#[derive(Default, Serialize, Deserialize)]
+struct IndexFile {
+    /// Digest of the followed roots and ignore patterns; a dirty sync is
+    /// only valid on an index walked with the same scope.
+    scope: String,
+    entries: BTreeMap<String, Entry>,
 }
 
 impl ContextSource {
@@ -106,347 +128,123 @@ impl ContextSource {
         })?;
         let key = Digest::of_bytes(dir.as_os_str().as_encoded_bytes());
         let (snapshot, mirror) = self.store.context_snapshot(key.hex())?;
-        let lock_path = mirror.with_extension("lock");
-        let lock_file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| {
-                anyhow::anyhow!("Failed to lock `{}`: {errno}", lock_path.display())
-            })?;
+        let lock = lock_mirror(&mirror)?;
 
         let index_path = mirror.with_extension("index.json");
-        let old: BTreeMap<String, Entry> = match fs::read(&index_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            Err(_) => BTreeMap::new(),
-        };
+        let old = read_index(&index_path);
+        let roots = walk::follow_roots(request.follow_paths);
+        let scope = scope_of(&roots, request.ignore);
         let mut stats = TransferStats::default();
-        let walked = walk(&dir, request, &mut stats)?;
-        let index = apply(&dir, &mirror, &old, walked, &mut stats)?;
+        let walked = self.list(&dir, request, &roots, &scope, &old, &mut stats)?;
+        let index = mirror::apply(&dir, &mirror, &old.entries, walked, &mut stats)?;
 
-        let encoded = serde_json::to_vec(&index)?;
+        let encoded = serde_json::to_vec(&IndexFile {
+            scope,
+            entries: index.clone(),
+        })?;
         let temp = index_path.with_extension("tmp");
         fs::write(&temp, &encoded)?;
         fs::rename(&temp, &index_path)?;
         stats.duration_ms = started.elapsed().as_millis() as u64;
-        let files = index
-            .iter()
-            .map(|(path, entry)| {
-                let value = match entry.kind {
-                    EntryKind::File => entry.digest.clone().unwrap_or_default(),
-                    EntryKind::Dir => "dir".to_string(),
-                    EntryKind::Symlink => {
-                        format!("link:{}", entry.link.as_deref().unwrap_or_default())
-                    }
-                };
-                (path.clone(), value)
-            })
-            .collect();
         Ok(ContextLease {
             snapshot,
             checksum: checksum(&index),
             stats,
-            files,
+            files: file_digests(&index),
             _lock: lock,
         })
     }
-}
 
-/// Lists the entries to mirror, parents before children.
-fn walk(
-    dir: &Path,
-    request: &SyncRequest<'_>,
-    stats: &mut TransferStats,
-) -> Result<BTreeMap<String, Entry>> {
-    let mut entries = BTreeMap::new();
-    let mut roots = follow_roots(request.follow_paths);
-    // Symlinks met in the walk add their targets as further roots, because
-    // a copy follows a linked source to its target.
-    let mut next = 0;
-    while next < roots.len() {
-        let root = roots[next].clone();
-        next += 1;
-        let start = if root.is_empty() {
-            dir.to_path_buf()
-        } else {
-            dir.join(&root)
-        };
-        if fs::symlink_metadata(&start).is_err() {
-            // A missing followed path is reported by the copy that reads it.
-            continue;
-        }
-        add_parents(dir, &root, &mut entries)?;
-        let mut walker = walkdir::WalkDir::new(&start)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter();
-        while let Some(item) = walker.next() {
-            let item = item
-                .with_context(|| format!("Failed to read the build context `{}`", dir.display()))?;
-            let relative = relative_path(dir, item.path());
-            stats.walked += 1;
-            if relative.is_empty() {
-                entries.insert(
-                    String::new(),
-                    entry_of(&item.path().symlink_metadata()?, None)?,
-                );
-                continue;
-            }
-            if request.ignore.is_excluded(&relative) {
-                stats.ignored += 1;
-                if item.file_type().is_dir() && !request.ignore.may_include_under(&relative) {
-                    walker.skip_current_dir();
+    /// Lists the context: only the dirty paths when the request has them
+    /// and the old index was walked with the same scope, else everything.
+    fn list(
+        &self,
+        dir: &Path,
+        request: &SyncRequest<'_>,
+        roots: &[String],
+        scope: &str,
+        old: &IndexFile,
+        stats: &mut TransferStats,
+    ) -> Result<BTreeMap<String, Entry>> {
+        if let Some(dirty) = request.dirty {
+            let fallback = if old.scope != scope {
+                "the followed paths or `.dockerignore` changed since the last sync".to_string()
+            } else {
+                match walk::walk_dirty(dir, roots, request.ignore, &old.entries, dirty, stats)? {
+                    Ok(entries) => {
+                        stats.full_walk = false;
+                        return Ok(entries);
+                    }
+                    Err(walk::NeedsFullWalk(reason)) => reason,
                 }
-                continue;
-            }
-            let metadata = item.path().symlink_metadata()?;
-            let link = metadata
-                .is_symlink()
-                .then(|| fs::read_link(item.path()))
-                .transpose()?;
-            if let Some(target) = link.as_deref().and_then(|l| link_target_root(&relative, l))
-                && !roots.iter().any(|r| covers(r, &target))
-            {
-                roots.push(target);
-            }
-            // An entry re-included by a `!` exception under an excluded
-            // directory still needs its parent directories in the mirror.
-            let parent = relative.rsplit_once('/').map_or("", |(parent, _)| parent);
-            if !entries.contains_key(parent) {
-                add_parents(dir, &relative, &mut entries)?;
-            }
-            entries.insert(relative, entry_of(&metadata, link)?);
+            };
+            tracing::info!(
+                context = %dir.display(),
+                "walking the whole build context: {fallback}"
+            );
+            *stats = TransferStats::default();
         }
+        walk::walk_full(dir, roots, request.ignore, stats)
     }
-    Ok(entries)
 }
 
-/// The context-relative path a symlink at `relative` points to, resolved
-/// lexically with the context as the root, or `None` for the root itself.
-fn link_target_root(relative: &str, link: &Path) -> Option<String> {
-    let link = link.to_string_lossy();
-    let joined = if link.starts_with('/') {
-        link.into_owned()
-    } else {
-        let parent = relative.rsplit_once('/').map_or("", |(parent, _)| parent);
-        format!("{parent}/{link}")
+fn lock_mirror(mirror: &Path) -> Result<nix::fcntl::Flock<File>> {
+    let lock_path = mirror.with_extension("lock");
+    let lock_file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
+    nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| anyhow::anyhow!("Failed to lock `{}`: {errno}", lock_path.display()))
+}
+
+/// Reads the index, or an empty one (everything is copied again) when it
+/// is missing, unreadable or in the older format without a scope.
+fn read_index(path: &Path) -> IndexFile {
+    let Ok(bytes) = fs::read(path) else {
+        return IndexFile::default();
     };
-    let mut parts: Vec<&str> = Vec::new();
-    for part in joined.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
+    if let Ok(index) = serde_json::from_slice::<IndexFile>(&bytes) {
+        return index;
     }
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
-/// Whether walking `root` already reaches `path`.
-fn covers(root: &str, path: &str) -> bool {
-    root.is_empty() || root == path || path.starts_with(&format!("{root}/"))
-}
-
-/// Reduces followed paths to the directories to walk: each path up to its
-/// first component with a wildcard, without duplicates or nested roots.
-fn follow_roots(follow_paths: &[String]) -> Vec<String> {
-    if follow_paths.is_empty() {
-        return vec![String::new()];
+    // The first format was the bare entry map; keep its entries so files
+    // are not copied again, with an empty scope so no dirty sync trusts it.
+    IndexFile {
+        scope: String::new(),
+        entries: serde_json::from_slice(&bytes).unwrap_or_default(),
     }
-    let mut roots: Vec<String> = follow_paths
-        .iter()
-        .map(|path| {
-            let components: Vec<&str> = path
-                .split('/')
-                .filter(|c| !c.is_empty() && *c != ".")
-                .take_while(|c| !c.contains(['*', '?', '[', '\\']))
-                .collect();
-            components.join("/")
-        })
-        .collect();
-    roots.sort();
-    roots.dedup();
-    let mut kept: Vec<String> = Vec::new();
-    for root in roots {
-        let nested = kept
-            .iter()
-            .any(|k| k.is_empty() || root.starts_with(&format!("{k}/")));
-        if !nested {
-            kept.push(root);
-        }
-    }
-    kept
 }
 
-fn add_parents(dir: &Path, root: &str, entries: &mut BTreeMap<String, Entry>) -> Result<()> {
-    let mut path = String::new();
-    entries.insert(String::new(), entry_of(&dir.symlink_metadata()?, None)?);
-    let parents: Vec<&str> = root.split('/').collect();
-    for component in &parents[..parents.len().saturating_sub(1)] {
-        if !path.is_empty() {
-            path.push('/');
-        }
-        path.push_str(component);
-        entries.insert(
-            path.clone(),
-            entry_of(&dir.join(&path).symlink_metadata()?, None)?,
-        );
-    }
-    Ok(())
-}
-
-fn relative_path(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn entry_of(metadata: &fs::Metadata, link: Option<PathBuf>) -> Result<Entry> {
-    let kind = if metadata.is_dir() {
-        EntryKind::Dir
-    } else if metadata.is_symlink() {
-        EntryKind::Symlink
-    } else {
-        EntryKind::File
-    };
-    Ok(Entry {
-        kind,
-        mode: metadata.mode() & 0o7777,
-        uid: metadata.uid(),
-        gid: metadata.gid(),
-        size: if kind == EntryKind::File {
-            metadata.size()
-        } else {
-            0
-        },
-        mtime_ns: metadata.mtime() as i128 * 1_000_000_000 + metadata.mtime_nsec() as i128,
-        inode: metadata.ino(),
-        device: metadata.dev(),
-        digest: None,
-        link: link.map(|l| l.to_string_lossy().into_owned()),
-    })
-}
-
-/// Makes the mirror match `walked`, copying only changed entries, and
-/// returns the new index with every file's digest.
-fn apply(
-    source: &Path,
-    mirror: &Path,
-    old: &BTreeMap<String, Entry>,
-    walked: BTreeMap<String, Entry>,
-    stats: &mut TransferStats,
-) -> Result<BTreeMap<String, Entry>> {
-    // Remove what is gone or changed kind, deepest first.
-    for (path, entry) in old.iter().rev() {
-        let replaced = walked.get(path).is_none_or(|new| new.kind != entry.kind);
-        if replaced && !path.is_empty() {
-            remove_entry(&mirror.join(path))?;
-            stats.removed += 1;
-        }
-    }
-
-    let mut index = BTreeMap::new();
-    for (path, mut entry) in walked {
-        // The mirror copy must still exist: an earlier sync, or a process
-        // killed mid-sync, may have removed it while the index kept it.
-        let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
-        let reusable = old
-            .get(&path)
-            .filter(|previous| previous.unchanged(&entry) && mirrored(&path));
-        if let Some(previous) = reusable {
-            entry.digest = previous.digest.clone();
-            index.insert(path, entry);
-            continue;
-        }
-        let target = if path.is_empty() {
-            mirror.to_path_buf()
-        } else {
-            mirror.join(&path)
-        };
-        match entry.kind {
-            EntryKind::Dir => {
-                fs::create_dir_all(&target)?;
-            }
-            EntryKind::Symlink => {
-                let _ = fs::remove_file(&target);
-                symlink(entry.link.as_deref().unwrap_or_default(), &target)?;
-            }
-            EntryKind::File => {
-                let digest = copy_file(&source.join(&path), &target).with_context(|| {
-                    format!("Failed to transfer `{path}` from the build context")
-                })?;
-                entry.digest = Some(digest);
-                stats.copied_files += 1;
-                stats.copied_bytes += entry.size;
-            }
-        }
-        set_attributes(&target, &entry)?;
-        index.insert(path, entry);
-    }
-    Ok(index)
-}
-
-fn remove_entry(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path)?,
-        Ok(_) => fs::remove_file(path)?,
-        Err(_) => {}
-    }
-    Ok(())
-}
-
-/// Copies a file through a temporary name and returns the sha256 of its
-/// bytes, computed while copying. A socket or FIFO becomes an empty regular
-/// file, as in BuildKit, because opening it would fail or block.
-fn copy_file(from: &Path, to: &Path) -> Result<String> {
-    let mut input: Box<dyn Read> = if fs::symlink_metadata(from)?.is_file() {
-        Box::new(File::open(from)?)
-    } else {
-        Box::new(std::io::empty())
-    };
-    let temp = to.with_file_name(format!(
-        ".strata-tmp-{}",
-        to.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut output = File::create(&temp)?;
+/// Digest of what decides which entries a full walk lists.
+fn scope_of(roots: &[String], ignore: &DockerIgnore) -> String {
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    loop {
-        let read = input.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        output.write_all(&buffer[..read])?;
+    for root in roots {
+        hasher.update(root.as_bytes());
+        hasher.update(b"\0");
     }
-    drop(output);
-    if fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
-        fs::remove_dir_all(to)?;
+    hasher.update(b"\n");
+    for pattern in ignore.patterns() {
+        hasher.update(pattern.as_bytes());
+        hasher.update(b"\0");
     }
-    fs::rename(&temp, to)?;
-    Ok(hex::encode(hasher.finalize()))
+    hex::encode(hasher.finalize())
 }
 
-fn set_attributes(path: &Path, entry: &Entry) -> Result<()> {
-    let lchown = nix::unistd::fchownat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        Some(entry.uid.into()),
-        Some(entry.gid.into()),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    );
-    lchown.with_context(|| format!("Failed to set the owner of `{}`", path.display()))?;
-    if entry.kind != EntryKind::Symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(entry.mode))?;
-    }
-    Ok(())
+fn file_digests(index: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
+    index
+        .iter()
+        .map(|(path, entry)| {
+            let value = match entry.kind {
+                EntryKind::File => entry.digest.clone().unwrap_or_default(),
+                EntryKind::Dir => "dir".to_string(),
+                EntryKind::Symlink => {
+                    format!("link:{}", entry.link.as_deref().unwrap_or_default())
+                }
+            };
+            (path.clone(), value)
+        })
+        .collect()
 }
 
 /// sha256 over every entry's path, kind, mode, owner, size and content
@@ -468,26 +266,4 @@ fn checksum(index: &BTreeMap<String, Entry>) -> Digest {
         hasher.update(line.as_bytes());
     }
     Digest::from_sha256(hasher.finalize().into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::follow_roots;
-
-    #[test]
-    fn follow_roots_stop_at_wildcards() {
-        let paths = vec![
-            "src/main.c".into(),
-            "src".into(),
-            "assets/*.png".into(),
-            "./README".into(),
-        ];
-        assert_eq!(follow_roots(&paths), vec!["README", "assets", "src"]);
-    }
-
-    #[test]
-    fn follow_roots_whole_context() {
-        assert_eq!(follow_roots(&[".".into(), "a".into()]), vec![""]);
-        assert_eq!(follow_roots(&[]), vec![""]);
-    }
 }

@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod image;
+pub mod watch;
 
 pub use context::{ContextSource, TransferStats};
 pub use image::{StoreImageResolver, load_image};

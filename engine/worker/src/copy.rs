@@ -4,6 +4,7 @@ use crate::archive;
 use crate::fileop::{mkdir_all, set_metadata};
 use crate::mode::ModeChange;
 use crate::paths::{PathFilter, expand_wildcard, has_wildcard, parents_base, resolve_in_root};
+use crate::reuse::PendingLink;
 use crate::user::resolve_owner;
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -13,6 +14,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use strata_llb::CopyAction;
+
+/// Smallest file that a copy hardlinks rather than copies. Below it a
+/// byte copy was faster: `bench/copy_reuse.sh` measured 10,000 files of
+/// 4 KiB at 4.1 s copied against 11.5 s linked, and 200 files of 1 MiB at
+/// 1.1 s against 0.9 s (2 shared cores, ext4).
+// NOTE: the threshold is an estimate between those two points, and why
+// placeholders cost more than small byte copies is not yet understood.
+const MIN_LINKED_BYTES: u64 = 64 * 1024;
 
 /// Options shared by every entry of one copy.
 struct CopyContext<'a> {
@@ -29,14 +38,20 @@ struct CopyContext<'a> {
     /// Destination of the first copy of each `(device, inode)` with more
     /// than one link, so hardlinks stay hardlinks within one copy.
     hardlinks: HashMap<(u64, u64), PathBuf>,
+    /// Placeholders to hardlink later, set when the source allows it and
+    /// the copy changes no owner, mode or time.
+    links: Option<&'a mut Vec<PendingLink>>,
 }
 
 /// Copies `action.src` from `source_root` (an empty filesystem when `None`)
-/// to `action.dest` in `dest_root`.
+/// to `action.dest` in `dest_root`. With `links`, regular files whose
+/// metadata the copy keeps become placeholders listed there, for
+/// [`crate::reuse::link_placeholders`] to replace with hardlinks.
 pub(crate) fn copy(
     dest_root: &Path,
     action: &CopyAction,
     source_root: Option<&Path>,
+    links: Option<&mut Vec<PendingLink>>,
 ) -> Result<()> {
     let mode = match (action.mode, &action.mode_text) {
         (Some(mode), _) => Some(ModeChange::Absolute(mode & 0o7777)),
@@ -53,6 +68,7 @@ pub(crate) fn copy(
         Some(ModeChange::Absolute(bits)) => bits,
         _ => 0o755,
     };
+    let keeps_metadata = owner.is_none() && mode.is_none() && action.timestamp.is_none();
     let mut cx = CopyContext {
         dest_root,
         owner,
@@ -62,6 +78,7 @@ pub(crate) fn copy(
         contents_only: action.dir_contents_only,
         parent_mode,
         hardlinks: HashMap::new(),
+        links: links.filter(|_| keeps_metadata),
     };
 
     let sources = match source_root {
@@ -188,12 +205,21 @@ fn copy_entry(
     if file_type.is_symlink() {
         std::os::unix::fs::symlink(std::fs::read_link(source)?, &target)?;
     } else if file_type.is_file() {
-        let mut reader = std::fs::File::open(source)?;
         let mut writer = std::fs::File::options()
             .write(true)
             .create_new(true)
             .open(&target)?;
-        std::io::copy(&mut reader, &mut writer)?;
+        match cx.links.as_deref_mut() {
+            // An empty placeholder: its bytes arrive as a hardlink.
+            Some(links) if metadata.len() >= MIN_LINKED_BYTES => links.push(PendingLink {
+                placeholder: target.clone(),
+                source: source.to_path_buf(),
+            }),
+            _ => {
+                let mut reader = std::fs::File::open(source)?;
+                std::io::copy(&mut reader, &mut writer)?;
+            }
+        }
     } else {
         make_node(&target, &metadata)?;
     }

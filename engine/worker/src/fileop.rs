@@ -3,6 +3,7 @@
 
 use crate::copy::copy;
 use crate::paths::{expand_wildcard, has_wildcard, resolve_in_root};
+use crate::reuse::PendingLink;
 use crate::user::resolve_owner;
 use anyhow::{Context, Result, bail};
 use std::os::unix::fs::PermissionsExt;
@@ -15,6 +16,19 @@ pub fn apply_file_actions(
     root: &Path,
     actions: &[FileAction],
     inputs: &[Option<PathBuf>],
+) -> Result<()> {
+    apply_file_actions_linking(root, actions, inputs, &[], &mut Vec::new())
+}
+
+/// Like [`apply_file_actions`], but copies of regular files from inputs
+/// marked in `linkable` become placeholders listed in `links`, to be
+/// replaced by hardlinks once `root` is unmounted.
+pub(crate) fn apply_file_actions_linking(
+    root: &Path,
+    actions: &[FileAction],
+    inputs: &[Option<PathBuf>],
+    linkable: &[bool],
+    links: &mut Vec<PendingLink>,
 ) -> Result<()> {
     for action in actions {
         match action {
@@ -49,7 +63,10 @@ pub fn apply_file_actions(
                         ),
                     },
                 };
-                copy(root, action, source)?
+                let reuse = action
+                    .src_input
+                    .is_some_and(|index| linkable.get(index as usize) == Some(&true));
+                copy(root, action, source, reuse.then_some(&mut *links))?
             }
         }
     }

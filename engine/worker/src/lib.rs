@@ -14,6 +14,7 @@ pub mod mount;
 mod mounts;
 mod paths;
 mod recover;
+pub mod reuse;
 pub mod runc;
 mod spec;
 mod ssh;

@@ -1,11 +1,12 @@
 //! The store glue: runs exec and file ops on snapshots from the store.
 
 use crate::checksum::checksum;
-use crate::fileop::apply_file_actions;
+use crate::fileop::apply_file_actions_linking;
 use crate::mount::OverlayMount;
 use crate::mounts::{
     ExecSession, MountContext, missing_mount_points, prepare_mounts, remove_mount_points,
 };
+use crate::reuse::link_placeholders;
 use crate::runc::{ExecRequest, RuncExecutor};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -257,7 +258,9 @@ fn mount_active(active: &ActiveSnapshot, target: &Path) -> Result<OverlayMount> 
 }
 
 /// Mounts the snapshot, mounts the inputs that copies read, applies the
-/// actions and unmounts everything.
+/// actions and unmounts everything. A context mirror is read in place,
+/// not mounted, so copies from it can hardlink its files (see
+/// [`crate::reuse`]).
 fn apply_on_snapshot(
     store: &Store,
     active: &ActiveSnapshot,
@@ -269,6 +272,7 @@ fn apply_on_snapshot(
     let overlay = mount_active(active, target)?;
     let mut views = Vec::new();
     let mut roots: Vec<Option<PathBuf>> = vec![None; inputs.len()];
+    let mut linkable = vec![false; inputs.len()];
     for (index, input) in inputs.iter().enumerate() {
         let read = actions.iter().any(|action| {
             matches!(action, FileAction::Copy(copy) if copy.src_input == Some(index as u32))
@@ -276,15 +280,52 @@ fn apply_on_snapshot(
         if !read {
             continue;
         }
+        if let Some(mirror) = context_mirror_dir(store, input)? {
+            roots[index] = Some(mirror);
+            linkable[index] = true;
+            continue;
+        }
         let view_target = new_mount_point(mounts_dir)?;
         let view = ReadOnlyView::mount(store, input, &view_target)?;
         roots[index] = Some(view.path().to_path_buf());
         views.push(view);
     }
-    let result = apply_file_actions(target, actions, &roots);
+
+    // Placeholders are only safe when no other kind of action can write
+    // over one before it is linked.
+    let only_linkable_copies = actions.iter().all(|action| {
+        matches!(action, FileAction::Copy(copy)
+            if !copy.attempt_unpack
+                && copy.src_input.is_some_and(|i| linkable.get(i as usize) == Some(&true)))
+    });
+    if !only_linkable_copies {
+        linkable.fill(false);
+    }
+
+    let mut links = Vec::new();
+    let result = apply_file_actions_linking(target, actions, &roots, &linkable, &mut links);
     drop(views);
     overlay.unmount()?;
-    result
+    result?;
+
+    let linked = link_placeholders(&active.upper, target, &links)?;
+    tracing::debug!(linked, placeholders = links.len(), "reused context files");
+    Ok(())
+}
+
+/// Returns the directory of `input` when it is a build-context mirror,
+/// which has no parent layers and can be read without a mount.
+fn context_mirror_dir(store: &Store, input: &ResultRef) -> Result<Option<PathBuf>> {
+    let Some(id) = &input.snapshot else {
+        return Ok(None);
+    };
+    if store.snapshot(id)?.kind != SnapshotKind::SourceLocal {
+        return Ok(None);
+    }
+    match store.lowers(id)?.as_slice() {
+        [dir] => Ok(Some(dir.clone())),
+        _ => Ok(None),
+    }
 }
 
 /// A read-only view of a result at a mount point, or an empty directory

@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_cli::progress::{ProgressMode, render_failure, spawn_renderer};
+use strata_cli::progress::{ProgressMode, RenderSummary, render_failure, spawn_renderer};
 use strata_engine::cache::{CacheExport, CacheImport};
 use strata_engine::{
     BuildError, BuildRequest, DockerfileSource, SecretSpec, SshSpec, check_entitlement,
@@ -140,6 +140,47 @@ fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String
     Ok(args)
 }
 
+impl BuildArgs {
+    /// Builds the engine request from every build flag.
+    pub fn request(&self) -> anyhow::Result<BuildRequest> {
+        let mut request = self.definition.request()?;
+        request.tags = self.tags.clone();
+        request.no_cache = self.no_cache;
+        for spec in &self.secrets {
+            request
+                .secrets
+                .push(SecretSpec::parse(spec).map_err(anyhow::Error::msg)?);
+        }
+        for spec in &self.ssh {
+            request
+                .ssh
+                .push(SshSpec::parse(spec).map_err(anyhow::Error::msg)?);
+        }
+        for entitlement in &self.allow {
+            check_entitlement(entitlement).map_err(anyhow::Error::msg)?;
+            request.allow.push(entitlement.clone());
+        }
+        request.insecure_registries = self.allow_insecure_registry.clone();
+        for spec in &self.cache_to {
+            request
+                .cache_to
+                .push(CacheExport::parse(spec).map_err(anyhow::Error::msg)?);
+        }
+        for spec in &self.cache_from {
+            request
+                .cache_from
+                .push(CacheImport::parse(spec).map_err(anyhow::Error::msg)?);
+        }
+        for spec in &self.outputs {
+            request.outputs.push(
+                OutputSpec::parse(spec)
+                    .map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?,
+            );
+        }
+        Ok(request)
+    }
+}
+
 pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let method = if args.check {
         CallMethod::Check
@@ -150,40 +191,7 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
         return super::check::run(root, &args, method).await;
     }
     let mode: ProgressMode = args.progress.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut request = args.definition.request()?;
-    request.tags = args.tags.clone();
-    request.no_cache = args.no_cache;
-    for spec in &args.secrets {
-        request
-            .secrets
-            .push(SecretSpec::parse(spec).map_err(anyhow::Error::msg)?);
-    }
-    for spec in &args.ssh {
-        request
-            .ssh
-            .push(SshSpec::parse(spec).map_err(anyhow::Error::msg)?);
-    }
-    for entitlement in &args.allow {
-        check_entitlement(entitlement).map_err(anyhow::Error::msg)?;
-        request.allow.push(entitlement.clone());
-    }
-    request.insecure_registries = args.allow_insecure_registry.clone();
-    for spec in &args.cache_to {
-        request
-            .cache_to
-            .push(CacheExport::parse(spec).map_err(anyhow::Error::msg)?);
-    }
-    for spec in &args.cache_from {
-        request
-            .cache_from
-            .push(CacheImport::parse(spec).map_err(anyhow::Error::msg)?);
-    }
-    for spec in &args.outputs {
-        request.outputs.push(
-            OutputSpec::parse(spec)
-                .map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?,
-        );
-    }
+    let request = args.request()?;
     let engine = open_engine(root, args.max_parallel)?;
 
     let (events, receiver) = EventSink::channel();
@@ -203,17 +211,25 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
         .context("The progress renderer stopped unexpectedly")?;
     match outcome {
         Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(BuildError::Parse(error)) => {
-            eprintln!("{:?}", miette::Report::new(error));
+        Err(error) => {
+            print_build_error(&request, &summary, error);
             Ok(ExitCode::FAILURE)
         }
-        Err(BuildError::Convert(error)) => {
-            let text = strata_engine::read_dockerfile(&request).map(|(_, text)| text);
+    }
+}
+
+/// Prints a failed build's error: diagnostics with the Dockerfile source
+/// for parse and conversion errors, and the failing step's Dockerfile
+/// lines and log tail when a step failed.
+pub fn print_build_error(request: &BuildRequest, summary: &RenderSummary, error: BuildError) {
+    match error {
+        BuildError::Parse(error) => eprintln!("{:?}", miette::Report::new(error)),
+        BuildError::Convert(error) => {
+            let text = strata_engine::read_dockerfile(request).map(|(_, text)| text);
             let text = text.unwrap_or_default();
             eprintln!("{:?}", miette::Report::new(error.to_diagnostic(&text)));
-            Ok(ExitCode::FAILURE)
         }
-        Err(BuildError::Step(error)) => {
+        BuildError::Step(error) => {
             let source = match &request.dockerfile {
                 DockerfileSource::Inline { text, .. } => Some(text.clone()),
                 DockerfileSource::Default => {
@@ -221,14 +237,10 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
                 }
                 DockerfileSource::Path(path) => std::fs::read_to_string(path).ok(),
             };
-            eprint!("{}", render_failure(&summary, source.as_deref()));
+            eprint!("{}", render_failure(summary, source.as_deref()));
             eprintln!("error: {error}");
-            Ok(ExitCode::FAILURE)
         }
-        Err(error) => {
-            eprintln!("error: {error}");
-            Ok(ExitCode::FAILURE)
-        }
+        error => eprintln!("error: {error}"),
     }
 }
 

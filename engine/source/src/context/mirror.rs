@@ -1,0 +1,139 @@
+//! Writing the mirror: copies changed files, removes what the context no
+//! longer has, and sets owners and modes.
+//!
+//! Invariant: a file in the mirror is never changed in place. A changed
+//! file is written under a temporary name and renamed over the old one
+//! (see [`copy_file`]), so its inode is new, and owners and modes are set
+//! only on that new inode. Snapshots that hardlink mirror files (COPY
+//! reuses unchanged bytes that way) therefore never see a later edit.
+
+use super::{Entry, EntryKind};
+use anyhow::{Context, Result};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use strata_solver::TransferStats;
+
+/// Makes the mirror match `walked`, copying only changed entries, and
+/// returns the new index with every file's digest.
+pub(super) fn apply(
+    source: &Path,
+    mirror: &Path,
+    old: &BTreeMap<String, Entry>,
+    walked: BTreeMap<String, Entry>,
+    stats: &mut TransferStats,
+) -> Result<BTreeMap<String, Entry>> {
+    // Remove what is gone or changed kind, deepest first.
+    for (path, entry) in old.iter().rev() {
+        let replaced = walked.get(path).is_none_or(|new| new.kind != entry.kind);
+        if replaced && !path.is_empty() {
+            remove_entry(&mirror.join(path))?;
+            stats.removed += 1;
+            // A path that changed kind is recorded once, by the copy below.
+            if walked
+                .get(path)
+                .is_none_or(|new| new.kind == EntryKind::Dir)
+            {
+                stats.record_changed(path);
+            }
+        }
+    }
+
+    let mut index = BTreeMap::new();
+    for (path, mut entry) in walked {
+        // The mirror copy must still exist: an earlier sync, or a process
+        // killed mid-sync, may have removed it while the index kept it.
+        let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
+        let reusable = old
+            .get(&path)
+            .filter(|previous| previous.unchanged(&entry) && mirrored(&path));
+        if let Some(previous) = reusable {
+            entry.digest = previous.digest.clone();
+            index.insert(path, entry);
+            continue;
+        }
+        let target = if path.is_empty() {
+            mirror.to_path_buf()
+        } else {
+            mirror.join(&path)
+        };
+        match entry.kind {
+            EntryKind::Dir => {
+                fs::create_dir_all(&target)?;
+            }
+            EntryKind::Symlink => {
+                let _ = fs::remove_file(&target);
+                symlink(entry.link.as_deref().unwrap_or_default(), &target)?;
+                stats.record_changed(&path);
+            }
+            EntryKind::File => {
+                let digest = copy_file(&source.join(&path), &target).with_context(|| {
+                    format!("Failed to transfer `{path}` from the build context")
+                })?;
+                entry.digest = Some(digest);
+                stats.copied_files += 1;
+                stats.copied_bytes += entry.size;
+                stats.record_changed(&path);
+            }
+        }
+        set_attributes(&target, &entry)?;
+        index.insert(path, entry);
+    }
+    Ok(index)
+}
+
+fn remove_entry(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path)?,
+        Ok(_) => fs::remove_file(path)?,
+        Err(_) => {}
+    }
+    Ok(())
+}
+
+/// Copies a file through a temporary name and returns the sha256 of its
+/// bytes, computed while copying.
+fn copy_file(from: &Path, to: &Path) -> Result<String> {
+    let mut input = File::open(from)?;
+    let temp = to.with_file_name(format!(
+        ".strata-tmp-{}",
+        to.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut output = File::create(&temp)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = input.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        output.write_all(&buffer[..read])?;
+    }
+    drop(output);
+    if fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
+        fs::remove_dir_all(to)?;
+    }
+    fs::rename(&temp, to)?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn set_attributes(path: &Path, entry: &Entry) -> Result<()> {
+    let lchown = nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Some(entry.uid.into()),
+        Some(entry.gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
+    lchown.with_context(|| format!("Failed to set the owner of `{}`", path.display()))?;
+    if entry.kind != EntryKind::Symlink {
+        fs::set_permissions(path, fs::Permissions::from_mode(entry.mode))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! Dirty-path syncs against full walks, on real directories.
+
+use super::{ContextSource, Entry, IndexFile, SyncRequest, read_index};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use strata_dockerfile::dockerignore::DockerIgnore;
+use strata_llb::Digest;
+use strata_store::Store;
+
+struct Fixture {
+    _store_dir: tempfile::TempDir,
+    context: tempfile::TempDir,
+    source: ContextSource,
+    index_path: PathBuf,
+    ignore: DockerIgnore,
+}
+
+impl Fixture {
+    fn new(ignore: &str) -> Fixture {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let context = tempfile::tempdir().unwrap();
+        let dir = fs::canonicalize(context.path()).unwrap();
+        let key = Digest::of_bytes(dir.as_os_str().as_encoded_bytes());
+        let (_, mirror) = store.context_snapshot(key.hex()).unwrap();
+        Fixture {
+            _store_dir: store_dir,
+            context,
+            source: ContextSource::new(store),
+            index_path: mirror.with_extension("index.json"),
+            ignore: DockerIgnore::parse(ignore).unwrap(),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.context.path()
+    }
+
+    /// Syncs and returns the stats and the index the sync wrote.
+    fn sync(
+        &self,
+        follow: &[String],
+        dirty: Option<&BTreeSet<String>>,
+    ) -> (super::TransferStats, BTreeMap<String, Entry>) {
+        let request = SyncRequest {
+            dir: self.dir(),
+            ignore: &self.ignore,
+            follow_paths: follow,
+            dirty,
+        };
+        let lease = self.source.sync(&request).unwrap();
+        let stats = lease.stats.clone();
+        drop(lease);
+        let index: IndexFile = read_index(&self.index_path);
+        (stats, index.entries)
+    }
+}
+
+fn write(dir: &Path, path: &str, content: &str) {
+    let full = dir.join(path);
+    fs::create_dir_all(full.parent().unwrap()).unwrap();
+    fs::write(full, content).unwrap();
+}
+
+/// Every path under `dir` (files, links, directories), relative.
+fn existing(dir: &Path, want_dirs: bool) -> Vec<String> {
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_dir() == want_dirs)
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Applies one random edit and returns the paths an inotify watcher
+/// reports for it. A new directory is reported without its children,
+/// as happens when files are created before the watch on it is added.
+fn random_edit(dir: &Path, rng: &mut StdRng, serial: u32) -> Vec<String> {
+    let files = existing(dir, false);
+    let dirs = existing(dir, true);
+    let parent = dirs.choose(rng).cloned().unwrap_or_default();
+    let fresh = if parent.is_empty() {
+        format!("new{serial}")
+    } else {
+        format!("{parent}/new{serial}")
+    };
+    match rng.random_range(0..9) {
+        0 | 1 if !files.is_empty() => {
+            let file = files.choose(rng).unwrap();
+            let path = dir.join(file);
+            if path.symlink_metadata().unwrap().is_symlink() {
+                fs::remove_file(&path).unwrap();
+            }
+            fs::write(&path, format!("edit {serial}")).unwrap();
+            vec![file.clone()]
+        }
+        2 => {
+            write(dir, &fresh, "created");
+            vec![fresh]
+        }
+        3 if !files.is_empty() => {
+            let file = files.choose(rng).unwrap();
+            fs::remove_file(dir.join(file)).unwrap();
+            vec![file.clone()]
+        }
+        4 => {
+            write(dir, &format!("{fresh}/a"), "a");
+            write(dir, &format!("{fresh}/deep/b"), "b");
+            vec![fresh]
+        }
+        5 if !dirs.is_empty() => {
+            let victim = dirs.choose(rng).unwrap();
+            fs::remove_dir_all(dir.join(victim)).unwrap();
+            vec![victim.clone()]
+        }
+        6 if !files.is_empty() => {
+            let file = files.choose(rng).unwrap();
+            fs::rename(dir.join(file), dir.join(&fresh)).unwrap();
+            vec![file.clone(), fresh]
+        }
+        7 if !files.is_empty() => {
+            let file = files.choose(rng).unwrap();
+            let path = dir.join(file);
+            if !path.symlink_metadata().unwrap().is_symlink() {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+            }
+            vec![file.clone()]
+        }
+        8 if !dirs.is_empty() => {
+            let from = dirs.choose(rng).unwrap();
+            if fresh.starts_with(&format!("{from}/")) {
+                return Vec::new();
+            }
+            fs::rename(dir.join(from), dir.join(&fresh)).unwrap();
+            vec![from.clone(), fresh]
+        }
+        _ => {
+            std::os::unix::fs::symlink("target", dir.join(&fresh)).unwrap();
+            vec![fresh]
+        }
+    }
+}
+
+fn seed_tree(dir: &Path) {
+    for path in [
+        "Dockerfile",
+        "src/main.c",
+        "src/lib/util.c",
+        "src/lib/util.h",
+        "docs/readme.md",
+        "logs/run.log",
+        "build/skip-me.o",
+        "build/keep.txt",
+        "assets/a.png",
+        "assets/b.png",
+    ] {
+        write(dir, path, path);
+    }
+}
+
+/// Random edits, each followed by a dirty sync and a full sync: the full
+/// sync must find nothing to do and the same index.
+fn check_random_edits(seed: u64, follow: &[String]) {
+    let fixture = Fixture::new("logs\nbuild/*\n!build/keep.txt\n");
+    seed_tree(fixture.dir());
+    fixture.sync(follow, None);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut serial = 0;
+    for round in 0..25 {
+        let mut dirty = BTreeSet::new();
+        for _ in 0..rng.random_range(1..4) {
+            serial += 1;
+            dirty.extend(random_edit(fixture.dir(), &mut rng, serial));
+        }
+        let (dirty_stats, dirty_index) = fixture.sync(follow, Some(&dirty));
+        let (full_stats, full_index) = fixture.sync(follow, None);
+        assert_eq!(
+            dirty_index, full_index,
+            "seed {seed}, round {round}: dirty sync of {dirty:?} differs from a full walk"
+        );
+        assert!(
+            !dirty_stats.full_walk || dirty_stats.walked > 0,
+            "seed {seed}, round {round}: {dirty_stats:?}"
+        );
+        assert_eq!(
+            full_stats.copied_files, 0,
+            "seed {seed}, round {round}: full sync copied after a dirty sync of {dirty:?}"
+        );
+        assert_eq!(
+            full_stats.removed, 0,
+            "seed {seed}, round {round}: full sync removed after a dirty sync of {dirty:?}"
+        );
+    }
+}
+
+#[test]
+fn dirty_sync_equals_full_walk() {
+    for seed in 0..12 {
+        check_random_edits(seed, &[]);
+    }
+}
+
+#[test]
+fn dirty_sync_equals_full_walk_with_follow_paths() {
+    let follow = vec!["src".to_string(), "build".to_string(), "Dockerfile".into()];
+    for seed in 100..108 {
+        check_random_edits(seed, &follow);
+    }
+}
+
+#[test]
+fn dirty_sync_reads_only_dirty_paths() {
+    let fixture = Fixture::new("");
+    for index in 0..200 {
+        write(fixture.dir(), &format!("files/f{index}"), "x");
+    }
+    fixture.sync(&[], None);
+    write(fixture.dir(), "files/f7", "changed");
+    let dirty = BTreeSet::from(["files/f7".to_string()]);
+    let (stats, _) = fixture.sync(&[], Some(&dirty));
+    assert!(!stats.full_walk);
+    assert_eq!(stats.copied_files, 1);
+    assert_eq!(stats.changed_paths, vec!["files/f7"]);
+    assert!(stats.walked < 10, "walked {} entries", stats.walked);
+}
+
+#[test]
+fn dirty_sync_walks_all_when_scope_changes() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a/one", "1");
+    write(fixture.dir(), "b/two", "2");
+    fixture.sync(&["a".into()], None);
+    let dirty = BTreeSet::from(["a/one".to_string()]);
+    let (stats, index) = fixture.sync(&["a".into(), "b".into()], Some(&dirty));
+    assert!(stats.full_walk, "a changed scope must walk everything");
+    assert!(index.contains_key("b/two"));
+}
+
+#[test]
+fn dirty_sync_ignores_paths_outside_follow_roots() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a/one", "1");
+    write(fixture.dir(), "b/two", "2");
+    fixture.sync(&["a".into()], None);
+    write(fixture.dir(), "b/two", "changed");
+    let dirty = BTreeSet::from(["b/two".to_string()]);
+    let (stats, index) = fixture.sync(&["a".into()], Some(&dirty));
+    assert!(!stats.full_walk);
+    assert_eq!(stats.copied_files, 0);
+    assert!(!index.contains_key("b/two"));
+}
+
+#[test]
+fn old_index_format_is_read_without_scope() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    let (_, entries) = fixture.sync(&[], None);
+    fs::write(&fixture.index_path, serde_json::to_vec(&entries).unwrap()).unwrap();
+    let dirty = BTreeSet::from(["a".to_string()]);
+    let (stats, index) = fixture.sync(&[], Some(&dirty));
+    assert!(
+        stats.full_walk,
+        "an index without a scope must not be trusted"
+    );
+    assert_eq!(stats.copied_files, 0, "old entries were dropped");
+    assert_eq!(index, entries);
+}

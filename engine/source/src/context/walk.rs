@@ -1,0 +1,391 @@
+//! Listing the context: a full walk of the followed paths, or a dirty walk
+//! that re-reads only the paths a watcher reported and keeps the rest of
+//! the previous index.
+
+use super::{Entry, EntryKind};
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use strata_dockerfile::dockerignore::DockerIgnore;
+use strata_solver::TransferStats;
+
+/// Lists the entries to mirror under every followed root.
+pub(super) fn walk_full(
+    dir: &Path,
+    roots: &[String],
+    ignore: &DockerIgnore,
+    stats: &mut TransferStats,
+) -> Result<BTreeMap<String, Entry>> {
+    let mut entries = BTreeMap::new();
+    for root in roots {
+        if fs::symlink_metadata(join(dir, root)).is_err() {
+            // A missing followed path is reported by the copy that reads it.
+            continue;
+        }
+        add_parents(dir, root, &mut entries)?;
+        walk_subtree(dir, root, ignore, &mut entries, stats)?;
+    }
+    Ok(entries)
+}
+
+/// Why a dirty walk cannot stand in for a full walk.
+pub(super) struct NeedsFullWalk(pub String);
+
+/// Updates `previous` (a full walk's result under the same roots and
+/// ignore patterns) for the paths in `dirty`: each dirty path's subtree is
+/// dropped and walked again, and its parent directories are stat'ed again
+/// because adding or removing a child changes their modification time.
+/// The result equals what [`walk_full`] would return now, provided every
+/// change since `previous` is under some dirty path.
+pub(super) fn walk_dirty(
+    dir: &Path,
+    roots: &[String],
+    ignore: &DockerIgnore,
+    previous: &BTreeMap<String, Entry>,
+    dirty: &BTreeSet<String>,
+    stats: &mut TransferStats,
+) -> Result<std::result::Result<BTreeMap<String, Entry>, NeedsFullWalk>> {
+    for root in roots {
+        if fs::symlink_metadata(join(dir, root)).is_err() {
+            return Ok(Err(NeedsFullWalk(format!(
+                "followed path `{root}` is missing"
+            ))));
+        }
+    }
+    let mut targets: Vec<(String, &String)> = Vec::new();
+    for path in dirty {
+        let path = normalize(path);
+        if let Some(root) = roots.iter().find(|r| is_strict_ancestor(&path, r)) {
+            return Ok(Err(NeedsFullWalk(format!(
+                "`{path}` contains the followed path `{root}`"
+            ))));
+        }
+        if let Some(root) = roots.iter().find(|r| is_within(&path, r)) {
+            targets.push((path, root));
+        }
+    }
+
+    let mut entries = previous.clone();
+    for (path, _) in &targets {
+        remove_subtree(&mut entries, path);
+    }
+    for (path, root) in &targets {
+        add_parents(dir, root, &mut entries)?;
+        if !visible(dir, root, path, ignore) {
+            continue;
+        }
+        restat_parents(dir, root, path, ignore, &mut entries, stats)?;
+        walk_subtree(dir, path, ignore, &mut entries, stats)?;
+    }
+    Ok(Ok(entries))
+}
+
+/// Walks `start` (relative to `dir`) and what is below it, skipping what
+/// `.dockerignore` excludes and directories no exception can re-include.
+fn walk_subtree(
+    dir: &Path,
+    start: &str,
+    ignore: &DockerIgnore,
+    entries: &mut BTreeMap<String, Entry>,
+    stats: &mut TransferStats,
+) -> Result<()> {
+    let start_path = join(dir, start);
+    let Ok(start_metadata) = fs::symlink_metadata(&start_path) else {
+        return Ok(());
+    };
+    if !start_metadata.is_dir() {
+        // walkdir follows a symlink given as its root; list it as itself.
+        stats.walked += 1;
+        if ignore.is_excluded(start) {
+            stats.ignored += 1;
+            return Ok(());
+        }
+        let link = start_metadata
+            .is_symlink()
+            .then(|| fs::read_link(&start_path))
+            .transpose()?;
+        entries.insert(start.to_string(), entry_of(&start_metadata, link)?);
+        return Ok(());
+    }
+    let mut walker = walkdir::WalkDir::new(&start_path)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(item) = walker.next() {
+        let item = match item {
+            Ok(item) => item,
+            // A file deleted while the walk runs is picked up by the next sync.
+            Err(error) if is_not_found(&error) => continue,
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!("Failed to read the build context `{}`", dir.display())
+                });
+            }
+        };
+        let relative = relative_path(dir, item.path());
+        stats.walked += 1;
+        if relative.is_empty() {
+            entries.insert(
+                String::new(),
+                entry_of(&item.path().symlink_metadata()?, None)?,
+            );
+            continue;
+        }
+        if ignore.is_excluded(&relative) {
+            stats.ignored += 1;
+            if item.file_type().is_dir() && !ignore.may_include_under(&relative) {
+                walker.skip_current_dir();
+            }
+            continue;
+        }
+        let metadata = item.path().symlink_metadata()?;
+        let link = metadata
+            .is_symlink()
+            .then(|| fs::read_link(item.path()))
+            .transpose()?;
+        // An entry re-included by a `!` exception under an excluded
+        // directory still needs its parent directories in the mirror.
+        let parent = relative.rsplit_once('/').map_or("", |(parent, _)| parent);
+        if !entries.contains_key(parent) {
+            add_parents(dir, &relative, entries)?;
+        }
+        entries.insert(relative, entry_of(&metadata, link)?);
+    }
+    Ok(())
+}
+
+fn is_not_found(error: &walkdir::Error) -> bool {
+    error
+        .io_error()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Whether a full walk reaches `path`: every directory from `root` down to
+/// its parent exists, is a real directory and is not skipped as excluded.
+fn visible(dir: &Path, root: &str, path: &str, ignore: &DockerIgnore) -> bool {
+    for ancestor in ancestors_within(root, path) {
+        let Ok(metadata) = fs::symlink_metadata(join(dir, &ancestor)) else {
+            return false;
+        };
+        if !metadata.is_dir() {
+            return false;
+        }
+        if !ancestor.is_empty()
+            && ignore.is_excluded(&ancestor)
+            && !ignore.may_include_under(&ancestor)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// Stats the directories from `root` down to the parent of `path` again,
+/// keeping those a full walk would list.
+fn restat_parents(
+    dir: &Path,
+    root: &str,
+    path: &str,
+    ignore: &DockerIgnore,
+    entries: &mut BTreeMap<String, Entry>,
+    stats: &mut TransferStats,
+) -> Result<()> {
+    for ancestor in ancestors_within(root, path) {
+        stats.walked += 1;
+        if !ancestor.is_empty() && ignore.is_excluded(&ancestor) {
+            stats.ignored += 1;
+            continue;
+        }
+        let metadata = fs::symlink_metadata(join(dir, &ancestor))?;
+        entries.insert(ancestor, entry_of(&metadata, None)?);
+    }
+    Ok(())
+}
+
+/// The directories from `root` (inclusive) to the parent of `path`.
+fn ancestors_within(root: &str, path: &str) -> Vec<String> {
+    let mut ancestors = Vec::new();
+    let mut current = parent_of(path);
+    while let Some(ancestor) = current {
+        if !is_within(ancestor, root) {
+            break;
+        }
+        ancestors.push(ancestor.to_string());
+        current = parent_of(ancestor);
+    }
+    ancestors.reverse();
+    ancestors
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        return None;
+    }
+    Some(path.rsplit_once('/').map_or("", |(parent, _)| parent))
+}
+
+/// Whether `path` is `root` or below it (every path is within `""`).
+fn is_within(path: &str, root: &str) -> bool {
+    root.is_empty()
+        || path == root
+        || (path.len() > root.len()
+            && path.starts_with(root)
+            && path.as_bytes()[root.len()] == b'/')
+}
+
+fn is_strict_ancestor(path: &str, root: &str) -> bool {
+    path != root && is_within(root, path)
+}
+
+fn remove_subtree(entries: &mut BTreeMap<String, Entry>, path: &str) {
+    if path.is_empty() {
+        entries.clear();
+        return;
+    }
+    entries.remove(path);
+    let prefix = format!("{path}/");
+    let below: Vec<String> = entries
+        .range(prefix.clone()..)
+        .take_while(|(key, _)| key.starts_with(&prefix))
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in below {
+        entries.remove(&key);
+    }
+}
+
+/// Strips `./`, leading and trailing slashes and empty components.
+fn normalize(path: &str) -> String {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Reduces followed paths to the directories to walk: each path up to its
+/// first component with a wildcard, without duplicates or nested roots.
+pub(super) fn follow_roots(follow_paths: &[String]) -> Vec<String> {
+    if follow_paths.is_empty() {
+        return vec![String::new()];
+    }
+    let mut roots: Vec<String> = follow_paths
+        .iter()
+        .map(|path| {
+            let components: Vec<&str> = path
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .take_while(|c| !c.contains(['*', '?', '[', '\\']))
+                .collect();
+            components.join("/")
+        })
+        .collect();
+    roots.sort();
+    roots.dedup();
+    let mut kept: Vec<String> = Vec::new();
+    for root in roots {
+        let nested = kept
+            .iter()
+            .any(|k| k.is_empty() || root.starts_with(&format!("{k}/")));
+        if !nested {
+            kept.push(root);
+        }
+    }
+    kept
+}
+
+fn add_parents(dir: &Path, root: &str, entries: &mut BTreeMap<String, Entry>) -> Result<()> {
+    let mut path = String::new();
+    entries.insert(String::new(), entry_of(&dir.symlink_metadata()?, None)?);
+    let parents: Vec<&str> = root.split('/').collect();
+    for component in &parents[..parents.len().saturating_sub(1)] {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(component);
+        entries.insert(
+            path.clone(),
+            entry_of(&dir.join(&path).symlink_metadata()?, None)?,
+        );
+    }
+    Ok(())
+}
+
+fn join(dir: &Path, relative: &str) -> PathBuf {
+    if relative.is_empty() {
+        dir.to_path_buf()
+    } else {
+        dir.join(relative)
+    }
+}
+
+fn relative_path(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn entry_of(metadata: &fs::Metadata, link: Option<PathBuf>) -> Result<Entry> {
+    let kind = if metadata.is_dir() {
+        EntryKind::Dir
+    } else if metadata.is_symlink() {
+        EntryKind::Symlink
+    } else {
+        EntryKind::File
+    };
+    Ok(Entry {
+        kind,
+        mode: metadata.mode() & 0o7777,
+        uid: metadata.uid(),
+        gid: metadata.gid(),
+        size: if kind == EntryKind::File {
+            metadata.size()
+        } else {
+            0
+        },
+        mtime_ns: metadata.mtime() as i128 * 1_000_000_000 + metadata.mtime_nsec() as i128,
+        inode: metadata.ino(),
+        device: metadata.dev(),
+        digest: None,
+        link: link.map(|l| l.to_string_lossy().into_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ancestors_within, follow_roots, is_within};
+
+    #[test]
+    fn follow_roots_stop_at_wildcards() {
+        let paths = vec![
+            "src/main.c".into(),
+            "src".into(),
+            "assets/*.png".into(),
+            "./README".into(),
+        ];
+        assert_eq!(follow_roots(&paths), vec!["README", "assets", "src"]);
+    }
+
+    #[test]
+    fn follow_roots_whole_context() {
+        assert_eq!(follow_roots(&[".".into(), "a".into()]), vec![""]);
+        assert_eq!(follow_roots(&[]), vec![""]);
+    }
+
+    #[test]
+    fn within_checks_components() {
+        assert!(is_within("src/a", "src"));
+        assert!(is_within("src", "src"));
+        assert!(!is_within("srcx/a", "src"));
+        assert!(is_within("anything", ""));
+    }
+
+    #[test]
+    fn ancestors_stop_at_root() {
+        assert_eq!(ancestors_within("", "a/b/c"), vec!["", "a", "a/b"]);
+        assert_eq!(ancestors_within("a", "a/b/c"), vec!["a", "a/b"]);
+        assert!(ancestors_within("a/b/c", "a/b/c").is_empty());
+    }
+}
