@@ -138,3 +138,15 @@ fn a_good_build_follows_a_failed_one() {
     .unwrap();
     assert_success(&store.build(ctx.path(), &[]));
 }
+
+#[test]
+fn foreign_platform_with_run_is_rejected() {
+    let store = TestStore::new();
+    let foreign = if std::env::consts::ARCH == "aarch64" { "linux/amd64" } else { "linux/arm64" };
+    let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo native only\n")]);
+    let output = store.build(ctx.path(), &["--platform", foreign]);
+    assert!(!output.status.success());
+    let log = stderr(&output);
+    assert!(log.contains(foreign), "{log}");
+    assert!(log.contains("--platform"), "{log}");
+}

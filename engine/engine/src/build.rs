@@ -325,6 +325,7 @@ impl Engine {
                 .map_err(|e| BuildError::Input(format!("{e:#}")))?,
         };
         let conversion = convert(&ast, &options, &resolver).await?;
+        check_platform(&options.platform, &conversion.definition)?;
         for warning in &conversion.warnings {
             let location = warning.line.map(|line| strata_llb::SourceLocation {
                 file: options_file.clone(),
@@ -591,6 +592,24 @@ impl BuildRequest {
             no_cache: self.no_cache,
         }
     }
+}
+
+/// Rejects a build for another platform that runs commands: RUN steps
+/// execute natively with runc, and Strata has no emulator, so the result
+/// would claim one architecture and contain another's binaries. Builds
+/// that only copy files work for any platform.
+fn check_platform(platform: &Platform, definition: &Definition) -> Result<(), BuildError> {
+    let host = Platform::host();
+    let same = platform.os == host.os && platform.architecture == host.architecture;
+    let runs_commands = definition.vertices.values().any(|v| matches!(v.op, strata_llb::Op::Exec(_)));
+    if same || !runs_commands {
+        return Ok(());
+    }
+    Err(BuildError::Input(format!(
+        "Cannot build for `{platform}` on this `{host}` machine: RUN steps execute natively and \
+         Strata has no emulator; drop `--platform` or build on a `{}` machine",
+        platform.architecture
+    )))
 }
 
 fn recorded_error(error: &BuildError) -> RecordedError {
