@@ -122,18 +122,18 @@ impl DefinitionArgs {
 
 fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut args = BTreeMap::new();
-    for value in values {
-        let (key, value) = match value.split_once('=') {
+    for given in values {
+        let (key, value) = match given.split_once('=') {
             Some((key, value)) => (key.to_string(), value.to_string()),
             // Docker takes a bare name's value from the environment and
             // drops the argument when the variable is unset.
-            None => match std::env::var(value) {
-                Ok(from_env) => (value.clone(), from_env),
+            None => match std::env::var(given) {
+                Ok(from_env) => (given.clone(), from_env),
                 Err(_) => continue,
             },
         };
         if key.is_empty() {
-            bail!("Invalid `--build-arg` value `{value}`: expected `KEY=VALUE`");
+            bail!("Invalid `--build-arg` value `{given}`: expected `KEY=VALUE`");
         }
         args.insert(key, value);
     }

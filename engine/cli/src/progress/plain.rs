@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use strata_solver::events::{Event, StampedEvent};
 
-use super::format::{task_amount, task_label};
+use super::format::{sanitize, task_amount, task_label};
 use super::state::{
     BuildState, StepKey, StepState, between, format_explanations, format_transfer, format_warning,
 };
@@ -155,12 +155,14 @@ impl<W: Write> PlainRenderer<W> {
             return;
         };
         let number = step.number.unwrap_or(0);
+        // Escape sequences and control bytes from a step would drive the
+        // reader's terminal; the history keeps the raw bytes.
         for line in &step.logs[from..] {
             let _ = writeln!(
                 self.out,
                 "#{number} {:.3} {}",
                 line.offset.as_secs_f64(),
-                line.text
+                sanitize(&line.text)
             );
         }
     }
