@@ -600,16 +600,26 @@ impl BuildRequest {
 /// that only copy files work for any platform.
 fn check_platform(platform: &Platform, definition: &Definition) -> Result<(), BuildError> {
     let host = Platform::host();
-    let same = platform.os == host.os && platform.architecture == host.architecture;
-    let runs_commands = definition.vertices.values().any(|v| matches!(v.op, strata_llb::Op::Exec(_)));
-    if same || !runs_commands {
-        return Ok(());
+    // A stage `FROM --platform=$BUILDPLATFORM` runs on the machine's own
+    // platform whatever the target, so each RUN is checked by its own.
+    let foreign = definition.vertices.values().find_map(|vertex| {
+        let strata_llb::Op::Exec(_) = vertex.op else {
+            return None;
+        };
+        let runs_on = vertex.platform.as_ref().unwrap_or(platform);
+        let native = runs_on.os == host.os && runs_on.architecture == host.architecture;
+        (!native).then(|| runs_on.clone())
+    });
+    match foreign {
+        None => Ok(()),
+        Some(foreign) => Err(BuildError::Input(format!(
+            "Cannot run steps for `{foreign}` on this `{host}` machine: RUN steps execute \
+             natively and Strata has no emulator; drop `--platform`, use \
+             `FROM --platform=$BUILDPLATFORM` for stages that run commands, or build on a \
+             `{}` machine",
+            foreign.architecture
+        ))),
     }
-    Err(BuildError::Input(format!(
-        "Cannot build for `{platform}` on this `{host}` machine: RUN steps execute natively and \
-         Strata has no emulator; drop `--platform` or build on a `{}` machine",
-        platform.architecture
-    )))
 }
 
 fn recorded_error(error: &BuildError) -> RecordedError {

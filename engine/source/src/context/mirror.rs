@@ -96,8 +96,14 @@ fn remove_entry(path: &Path) -> Result<()> {
 
 /// Copies a file through a temporary name and returns the sha256 of its
 /// bytes, computed while copying.
+/// A socket or FIFO becomes an empty regular file, as in BuildKit, because
+/// opening it would fail or block.
 fn copy_file(from: &Path, to: &Path) -> Result<String> {
-    let mut input = File::open(from)?;
+    let mut input: Box<dyn Read> = if fs::symlink_metadata(from)?.is_file() {
+        Box::new(File::open(from)?)
+    } else {
+        Box::new(std::io::empty())
+    };
     let temp = to.with_file_name(format!(
         ".strata-tmp-{}",
         to.file_name()

@@ -19,15 +19,67 @@ pub(super) fn walk_full(
     stats: &mut TransferStats,
 ) -> Result<BTreeMap<String, Entry>> {
     let mut entries = BTreeMap::new();
-    for root in roots {
-        if fs::symlink_metadata(join(dir, root)).is_err() {
+    let mut roots = roots.to_vec();
+    // Symlinks met in the walk add their targets as further roots, because
+    // a copy follows a linked source to its target.
+    let mut next = 0;
+    while next < roots.len() {
+        let root = roots[next].clone();
+        next += 1;
+        if fs::symlink_metadata(join(dir, &root)).is_err() {
             // A missing followed path is reported by the copy that reads it.
             continue;
         }
-        add_parents(dir, root, &mut entries)?;
-        walk_subtree(dir, root, ignore, &mut entries, stats)?;
+        add_parents(dir, &root, &mut entries)?;
+        walk_subtree(dir, &root, ignore, &mut entries, stats)?;
+        for target in uncovered_link_targets(&entries, &roots) {
+            roots.push(target);
+        }
     }
     Ok(entries)
+}
+
+/// Targets of symlinks in `entries` that no root's walk reaches.
+pub(super) fn uncovered_link_targets(
+    entries: &BTreeMap<String, Entry>,
+    roots: &[String],
+) -> Vec<String> {
+    let mut targets: Vec<String> = entries
+        .iter()
+        .filter_map(|(path, entry)| link_target_root(path, Path::new(entry.link.as_deref()?)))
+        .filter(|target| !roots.iter().any(|root| covers(root, target)))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets
+}
+
+/// The context-relative path a symlink at `relative` points to, resolved
+/// lexically with the context as the root, or `None` for the root itself.
+fn link_target_root(relative: &str, link: &Path) -> Option<String> {
+    let link = link.to_string_lossy();
+    let joined = if link.starts_with('/') {
+        link.into_owned()
+    } else {
+        let parent = relative.rsplit_once('/').map_or("", |(parent, _)| parent);
+        format!("{parent}/{link}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Whether walking `root` already reaches `path`.
+fn covers(root: &str, path: &str) -> bool {
+    root.is_empty() || root == path || path.starts_with(&format!("{root}/"))
 }
 
 /// Why a dirty walk cannot stand in for a full walk.
@@ -78,6 +130,11 @@ pub(super) fn walk_dirty(
         }
         restat_parents(dir, root, path, ignore, &mut entries, stats)?;
         walk_subtree(dir, path, ignore, &mut entries, stats)?;
+    }
+    if let Some(target) = uncovered_link_targets(&entries, roots).first() {
+        return Ok(Err(NeedsFullWalk(format!(
+            "a symlink points to `{target}`, outside the followed paths"
+        ))));
     }
     Ok(Ok(entries))
 }
