@@ -46,6 +46,11 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     pub outputs: Vec<OutputSpec>,
     pub no_cache: bool,
+    /// Stages whose steps ignore the cache (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Named contexts (`--build-context NAME=VALUE`): a directory or
+    /// `docker-image://REF`.
+    pub named_contexts: BTreeMap<String, String>,
 }
 
 impl BuildRequest {
@@ -59,6 +64,8 @@ impl BuildRequest {
             tags: Vec::new(),
             outputs: Vec::new(),
             no_cache: false,
+            no_cache_filter: Vec::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -210,15 +217,17 @@ impl Engine {
     ) -> Result<BuildResult, BuildError> {
         let conversion = self.load_definition(request, events).await?;
         progress.definition = Some(conversion.definition.clone());
-        let ignore = read_dockerignore(&request.context)?;
+        let ignore = read_dockerignore(request)?;
+        let mut locals = vec![LocalDir {
+            name: "context".into(),
+            dir: request.context.clone(),
+            ignore,
+        }];
+        locals.extend(crate::contexts::local_dirs(&request.named_contexts)?);
         let backend = Arc::new(BuildBackend {
             store: self.store.clone(),
             worker: self.worker.clone(),
-            locals: vec![LocalDir {
-                name: "context".into(),
-                dir: request.context.clone(),
-                ignore,
-            }],
+            locals,
             leases: Mutex::new(Vec::new()),
             lease: lease.clone(),
         });
@@ -259,8 +268,10 @@ impl Engine {
             target: request.target.clone(),
             platform: request.platform.clone().unwrap_or_else(Platform::host),
             context_name: "context".into(),
-            excludes: read_dockerignore(&request.context)?.patterns().to_vec(),
+            excludes: read_dockerignore(request)?.patterns().to_vec(),
             no_cache: request.no_cache,
+            no_cache_filter: request.no_cache_filter.clone(),
+            named_contexts: crate::contexts::parse_all(&request.named_contexts)?,
         };
         let resolver = StoreImageResolver {
             store: self.store.clone(),
@@ -457,11 +468,34 @@ fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), BuildErro
     Ok((name, text))
 }
 
-fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
-    let path = context.join(".dockerignore");
-    let text = match std::fs::read_to_string(&path) {
+/// Reads the ignore file of the build: `<Dockerfile>.dockerignore` next to
+/// the Dockerfile when it exists, else the context's `.dockerignore`, as
+/// BuildKit chooses.
+fn read_dockerignore(request: &BuildRequest) -> Result<DockerIgnore, BuildError> {
+    let dockerfile = match &request.dockerfile {
+        DockerfileSource::Default => Some(request.context.join("Dockerfile")),
+        DockerfileSource::Path(path) => Some(path.clone()),
+        DockerfileSource::Inline { .. } => None,
+    };
+    let specific = dockerfile.map(|path| {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".dockerignore");
+        path.with_file_name(name)
+    });
+    if let Some(path) = specific {
+        if let Some(ignore) = read_ignore_file(&path)? {
+            return Ok(ignore);
+        }
+    }
+    let path = request.context.join(".dockerignore");
+    Ok(read_ignore_file(&path)?.unwrap_or_default())
+}
+
+/// Parses one ignore file, or returns `None` when it does not exist.
+pub(crate) fn read_ignore_file(path: &Path) -> Result<Option<DockerIgnore>, BuildError> {
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => {
             return Err(BuildError::Input(format!(
                 "Failed to read `{}`: {error}",
@@ -470,6 +504,7 @@ fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
         }
     };
     DockerIgnore::parse(&text)
+        .map(Some)
         .map_err(|e| BuildError::Input(format!("Invalid `{}`: {e}", path.display())))
 }
 

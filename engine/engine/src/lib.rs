@@ -4,6 +4,7 @@
 
 mod backend;
 mod build;
+mod contexts;
 mod gc;
 
 pub use build::{BuildError, BuildRequest, BuildResult, DockerfileSource};
