@@ -353,6 +353,7 @@ impl<'a> Dispatcher<'a> {
             user: state.config.config.user.clone().unwrap_or_default(),
             hostname: None,
             extra_hosts: Vec::new(),
+            proxy_env: state.args.proxy_env(&self.options.build_args),
         };
         let text = instruction_text(node);
         let description = self.describe(state, &text);
