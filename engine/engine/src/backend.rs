@@ -108,9 +108,8 @@ impl Backend for BuildBackend {
                 Ok(loaded)
             }
             ("git", _) => {
-                let loaded = tokio::task::block_in_place(|| {
-                    strata_source::git::load_git(&self.store, op)
-                })?;
+                let loaded =
+                    tokio::task::block_in_place(|| strata_source::git::load_git(&self.store, op))?;
                 self.lease_result(&loaded)?;
                 Ok(loaded)
             }

@@ -170,7 +170,8 @@ impl Engine {
                     })
                 })
                 .collect();
-            record.result = Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": exports }));
+            record.result =
+                Some(serde_json::json!({ "snapshot": result.result.snapshot, "exports": exports }));
         }
 
         let snapshot = recorded.lock().expect("event recorder lock").clone();
@@ -365,11 +366,15 @@ impl BuildRequest {
         let dockerfile = match &self.dockerfile {
             DockerfileSource::Default => {
                 let path = self.context.join("Dockerfile");
-                std::fs::canonicalize(&path).unwrap_or(path).display().to_string()
+                std::fs::canonicalize(&path)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string()
             }
-            DockerfileSource::Path(path) => {
-                std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()).display().to_string()
-            }
+            DockerfileSource::Path(path) => std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string(),
             DockerfileSource::Inline { name, .. } => name.clone(),
         };
         let context = std::fs::canonicalize(&self.context).unwrap_or_else(|_| self.context.clone());

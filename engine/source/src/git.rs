@@ -149,7 +149,9 @@ fn resolve_ref(checkout: &Path, reference: Option<&str>) -> Result<String> {
             return Ok(commit.trim().to_string());
         }
     }
-    bail!("Ref `{reference}` is neither a branch, a tag nor a commit: fix the part after `#` in the URL")
+    bail!(
+        "Ref `{reference}` is neither a branch, a tag nor a commit: fix the part after `#` in the URL"
+    )
 }
 
 /// Runs `git` and returns its standard output; an error carries stderr.

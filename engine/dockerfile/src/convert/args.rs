@@ -146,7 +146,13 @@ impl StageArgs {
 /// The predefined proxy ARGs, in upper or lower case as BuildKit accepts
 /// them.
 pub(crate) fn is_proxy_arg(key: &str) -> bool {
-    const PROXIES: [&str; 5] = ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"];
+    const PROXIES: [&str; 5] = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "FTP_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+    ];
     PROXIES
         .iter()
         .any(|p| key == *p || key == p.to_ascii_lowercase())

@@ -28,10 +28,14 @@ impl Dispatcher<'_> {
         let keyword = if copy.add { "ADD" } else { "COPY" };
         let origin = match &copy.from {
             None => Origin::Context,
-            Some(from) => match (named_context(self.options, from), find_stage(self.stages, from)) {
-                (Some(context), _) => {
-                    Origin::State(self.named_context_state(state, node, context, graph).await?)
-                }
+            Some(from) => match (
+                named_context(self.options, from),
+                find_stage(self.stages, from),
+            ) {
+                (Some(context), _) => Origin::State(
+                    self.named_context_state(state, node, context, graph)
+                        .await?,
+                ),
                 (None, Some(index)) => Origin::State(state_of(states, index)),
                 (None, None) => Origin::State(self.image_source(state, node, from, graph).await?),
             },

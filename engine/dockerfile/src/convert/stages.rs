@@ -4,14 +4,12 @@
 use super::args::GlobalArgs;
 use super::dispatch::{Dispatcher, StageState};
 use super::graph::{Graph, State};
-use super::{
-    Conversion, ConvertOptions, Failure, ImageResolver, NamedContext, StageInfo, Warning,
-};
+use super::{Conversion, ConvertOptions, Failure, ImageResolver, NamedContext, StageInfo, Warning};
 use crate::ast::{Ast, Node};
+use crate::convert::graph::PendingInput;
 use crate::instructions::{self, Instruction};
 use crate::shell::Lexer;
 use std::collections::{BTreeMap, BTreeSet};
-use crate::convert::graph::PendingInput;
 use strata_llb::{Op, Platform, SourceOp};
 
 /// One `FROM` section with its instructions.
@@ -431,10 +429,7 @@ impl Dispatcher<'_> {
         source: &str,
         graph: &mut Graph,
     ) {
-        state.config.config.env = Some(vec![format!(
-            "PATH={}",
-            super::dispatch::DEFAULT_PATH
-        )]);
+        state.config.config.env = Some(vec![format!("PATH={}", super::dispatch::DEFAULT_PATH)]);
         let description = self.describe(state, node.original.trim());
         let metadata = self.metadata(state, node, description);
         state.fs = context_source(graph, source, metadata);
