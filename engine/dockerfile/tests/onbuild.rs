@@ -12,9 +12,7 @@ fn heredoc_trigger_keeps_body() {
             .unwrap();
     assert_eq!(
         conversion.image_config.config.on_build,
-        Some(vec![
-            "RUN <<EOF\necho \"hello world\" >> /dest\nEOF".to_string()
-        ])
+        Some(vec!["RUN <<EOF\necho \"hello world\" >> /dest\nEOF".to_string()])
     );
 }
 
@@ -25,8 +23,5 @@ fn onbuild_declared_in_stage_is_kept() {
         conversion.image_config.config.on_build,
         Some(vec!["RUN touch /x".to_string()])
     );
-    assert!(
-        execs(&conversion).is_empty(),
-        "a trigger does not run in its own stage"
-    );
+    assert!(execs(&conversion).is_empty(), "a trigger does not run in its own stage");
 }

@@ -25,10 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("strata-exporter", &["strata-llb", "strata-store"]),
     ("strata-history", &["strata-llb", "strata-solver"]),
-    (
-        "strata-ui-model",
-        &["strata-llb", "strata-solver", "strata-history"],
-    ),
+    ("strata-ui-model", &["strata-llb", "strata-solver", "strata-history"]),
     (
         "strata-engine",
         &[
