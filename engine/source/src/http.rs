@@ -35,7 +35,7 @@ pub async fn load_http(store: &Store, op: &SourceOp) -> Result<SourceResult> {
         .map_err(|e| anyhow::anyhow!("Failed to fetch `{url}`: {}", error_chain(&e)))?;
     if !response.status().is_success() {
         bail!(
-            "Failed to fetch `{url}`: the server answered `{}`",
+            "Failed to fetch `{url}`: the server responded with `{}`",
             response.status()
         );
     }
