@@ -52,6 +52,22 @@ pub struct ConvertOptions {
     pub excludes: Vec<String>,
     /// Mark every op to run even when its cache key is known.
     pub no_cache: bool,
+    /// Stages (by name or index) whose steps run even when their cache
+    /// keys are known (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Named contexts (`--build-context NAME=VALUE`) by name. A named
+    /// context replaces a stage or image of the same name in `FROM` and
+    /// `COPY --from`.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What a named build context stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A directory the engine serves as the `local://SOURCE` source.
+    Local { source: String },
+    /// An image reference, resolved like the base of a `FROM`.
+    Image(String),
 }
 
 impl Default for ConvertOptions {
@@ -64,6 +80,8 @@ impl Default for ConvertOptions {
             context_name: "context".into(),
             excludes: Vec::new(),
             no_cache: false,
+            no_cache_filter: Vec::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }

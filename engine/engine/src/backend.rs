@@ -52,6 +52,13 @@ impl BuildBackend {
         }
     }
 
+    fn lease_result(&self, loaded: &SourceResult) -> anyhow::Result<()> {
+        if let Some(snapshot) = &loaded.result.snapshot {
+            self.lease.add(snapshot)?;
+        }
+        Ok(())
+    }
+
     fn load_local(
         &self,
         name: &str,
@@ -133,8 +140,19 @@ impl Backend for BuildBackend {
                 // The sync is disk-bound; keep it off the scheduler's threads.
                 tokio::task::block_in_place(|| self.load_local(name, op, cx))
             }
+            ("http" | "https", _) => {
+                let loaded = strata_source::http::load_http(&self.store, op).await?;
+                self.lease_result(&loaded)?;
+                Ok(loaded)
+            }
+            ("git", _) => {
+                let loaded =
+                    tokio::task::block_in_place(|| strata_source::git::load_git(&self.store, op))?;
+                self.lease_result(&loaded)?;
+                Ok(loaded)
+            }
             (scheme, _) => bail!(
-                "Source `{}` is not supported: Strata reads `docker-image://` and `local://` sources",
+                "Source `{}` is not supported: Strata reads `docker-image://`, `local://`, `http(s)://` and `git://` sources",
                 if scheme.is_empty() {
                     op.identifier.as_str()
                 } else {

@@ -66,6 +66,11 @@ pub struct BuildRequest {
     /// Context changes recorded by a watcher since the last sync, so the
     /// sync reads only those paths; `None` walks the whole context.
     pub context_changes: Option<ContextChanges>,
+    /// Stages whose steps ignore the cache (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Named contexts (`--build-context NAME=VALUE`): a directory or
+    /// `docker-image://REF`.
+    pub named_contexts: BTreeMap<String, String>,
 }
 
 impl BuildRequest {
@@ -86,6 +91,8 @@ impl BuildRequest {
             cache_to: Vec::new(),
             cache_from: Vec::new(),
             context_changes: None,
+            no_cache_filter: Vec::new(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -244,7 +251,7 @@ impl Engine {
         progress.definition = Some(conversion.definition.clone());
         check_entitlements(&conversion.definition, &request.allow)?;
         let session = Arc::new(exec_session(&request.secrets, &request.ssh)?);
-        let ignore = read_dockerignore(&request.context)?;
+        let ignore = read_dockerignore(request)?;
         if let Some(inline) = request
             .cache_to
             .iter()
@@ -264,15 +271,17 @@ impl Engine {
                     .map_err(BuildError::Environment)?,
             )),
         };
+        let mut locals = vec![LocalDir {
+            name: "context".into(),
+            dir: request.context.clone(),
+            ignore,
+            changes: request.context_changes.clone(),
+        }];
+        locals.extend(crate::contexts::local_dirs(&request.named_contexts)?);
         let backend = Arc::new(BuildBackend {
             store: self.store.clone(),
             worker: self.worker.clone(),
-            locals: vec![LocalDir {
-                name: "context".into(),
-                dir: request.context.clone(),
-                ignore,
-                changes: request.context_changes.clone(),
-            }],
+            locals,
             leases: Mutex::new(Vec::new()),
             imports: imports.clone(),
             events: events.clone(),
@@ -693,8 +702,10 @@ fn convert_options(request: &BuildRequest, name: String) -> Result<ConvertOption
         target: request.target.clone(),
         platform: request.platform.clone().unwrap_or_else(Platform::host),
         context_name: "context".into(),
-        excludes: read_dockerignore(&request.context)?.patterns().to_vec(),
+        excludes: read_dockerignore(request)?.patterns().to_vec(),
         no_cache: request.no_cache,
+        no_cache_filter: request.no_cache_filter.clone(),
+        named_contexts: crate::contexts::parse_all(&request.named_contexts)?,
     })
 }
 
@@ -718,12 +729,34 @@ pub fn read_dockerfile(request: &BuildRequest) -> Result<(String, String), Build
     Ok((name, text))
 }
 
-/// Reads `CONTEXT/.dockerignore`; a missing file excludes nothing.
-pub fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
-    let path = context.join(".dockerignore");
-    let text = match std::fs::read_to_string(&path) {
+/// Reads the ignore file of the build: `<Dockerfile>.dockerignore` next to
+/// the Dockerfile when it exists, else the context's `.dockerignore`, as
+/// BuildKit chooses.
+pub fn read_dockerignore(request: &BuildRequest) -> Result<DockerIgnore, BuildError> {
+    let dockerfile = match &request.dockerfile {
+        DockerfileSource::Default => Some(request.context.join("Dockerfile")),
+        DockerfileSource::Path(path) => Some(path.clone()),
+        DockerfileSource::Inline { .. } => None,
+    };
+    let specific = dockerfile.map(|path| {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".dockerignore");
+        path.with_file_name(name)
+    });
+    if let Some(path) = specific {
+        if let Some(ignore) = read_ignore_file(&path)? {
+            return Ok(ignore);
+        }
+    }
+    let path = request.context.join(".dockerignore");
+    Ok(read_ignore_file(&path)?.unwrap_or_default())
+}
+
+/// Parses one ignore file, or returns `None` when it does not exist.
+pub(crate) fn read_ignore_file(path: &Path) -> Result<Option<DockerIgnore>, BuildError> {
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => {
             return Err(BuildError::Input(format!(
                 "Failed to read `{}`: {error}",
@@ -732,6 +765,7 @@ pub fn read_dockerignore(context: &Path) -> Result<DockerIgnore, BuildError> {
         }
     };
     DockerIgnore::parse(&text)
+        .map(Some)
         .map_err(|e| BuildError::Input(format!("Invalid `{}`: {e}", path.display())))
 }
 

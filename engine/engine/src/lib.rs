@@ -5,6 +5,7 @@
 mod backend;
 mod build;
 pub mod cache;
+mod contexts;
 mod gc;
 mod session;
 mod watch;

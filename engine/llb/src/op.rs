@@ -95,6 +95,12 @@ pub struct ExecMeta {
     /// Extra `/etc/hosts` entries as `(host, ip)`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<(String, String)>,
+    /// `KEY=value` proxy variables (`HTTP_PROXY` and friends) from build
+    /// args, added to the environment. Like BuildKit's `ProxyEnv` they stay
+    /// out of the digest, so a changed proxy does not change cache keys,
+    /// and out of every serialised definition.
+    #[serde(skip)]
+    pub proxy_env: Vec<String>,
 }
 
 fn default_cwd() -> String {

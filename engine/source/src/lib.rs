@@ -6,6 +6,8 @@
 //! rebuild copy and hash only the files whose metadata changed.
 
 pub mod context;
+pub mod git;
+pub mod http;
 pub mod image;
 pub mod watch;
 

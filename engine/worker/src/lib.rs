@@ -9,6 +9,7 @@ mod archive;
 pub mod checksum;
 mod copy;
 pub mod fileop;
+mod merge;
 mod mode;
 pub mod mount;
 mod mounts;

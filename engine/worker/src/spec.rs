@@ -151,6 +151,15 @@ pub(crate) fn build_spec(input: &SpecInput<'_>) -> Result<Spec> {
         .build()?;
 
     let mut env = input.meta.env.clone();
+    for entry in &input.meta.proxy_env {
+        let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
+        if !env
+            .iter()
+            .any(|e| e.split_once('=').map(|(k, _)| k) == Some(key))
+        {
+            env.push(entry.clone());
+        }
+    }
     if !env.iter().any(|entry| entry.starts_with("PATH=")) {
         env.insert(0, DEFAULT_PATH.to_string());
     }

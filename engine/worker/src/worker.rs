@@ -85,7 +85,15 @@ impl Worker {
         match &vertex.op {
             Op::Exec(exec) => self.execute_exec(exec, inputs, cx, session).await,
             Op::File(file) => self.execute_file(file, inputs).await,
-            Op::Merge(_) => bail!("Merge ops are not supported yet"),
+            Op::Merge(merge) => {
+                let store = self.store.clone();
+                let inputs = merge
+                    .inputs
+                    .iter()
+                    .map(|index| input_result(inputs, Some(*index)))
+                    .collect::<Result<Vec<_>>>()?;
+                tokio::task::spawn_blocking(move || crate::merge::merge(&store, &inputs)).await?
+            }
             Op::Source(_) => bail!("Source ops are loaded by the source loader, not the worker"),
         }
     }

@@ -32,6 +32,12 @@ pub struct DefinitionArgs {
     /// Target platform `os/arch[/variant]` (default: this machine's)
     #[arg(long)]
     pub platform: Option<String>,
+    /// Named context `NAME=DIR` or `NAME=docker-image://REF` for `FROM NAME` and `COPY --from=NAME` (repeatable)
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
+    /// Run the steps of this stage even when cached (repeatable)
+    #[arg(long = "no-cache-filter", value_name = "STAGE")]
+    pub no_cache_filter: Vec<String>,
 }
 
 #[derive(Args)]
@@ -111,6 +117,8 @@ impl DefinitionArgs {
         };
         request.target = self.target.clone();
         request.build_args = parse_build_args(&self.build_args)?;
+        request.named_contexts = parse_build_contexts(&self.build_contexts)?;
+        request.no_cache_filter = self.no_cache_filter.clone();
         if let Some(platform) = &self.platform {
             request.platform = Some(Platform::parse(platform).with_context(|| {
                 format!("Invalid `--platform` value `{platform}`: expected `os/arch[/variant]`, such as `linux/amd64`")
@@ -118,6 +126,21 @@ impl DefinitionArgs {
         }
         Ok(request)
     }
+}
+
+fn parse_build_contexts(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut contexts = BTreeMap::new();
+    for value in values {
+        match value.split_once('=') {
+            Some((name, target)) if !name.is_empty() && !target.is_empty() => {
+                contexts.insert(name.to_string(), target.to_string());
+            }
+            _ => bail!(
+                "Invalid `--build-context` value `{value}`: expected `NAME=DIR` or `NAME=docker-image://REF`"
+            ),
+        }
+    }
+    Ok(contexts)
 }
 
 fn parse_build_args(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {

@@ -111,6 +111,18 @@ impl StageArgs {
         out
     }
 
+    /// Returns the proxy build args (`HTTP_PROXY`, `https_proxy`, ...) that
+    /// no ARG of the stage declares: RUN sees them, but as in BuildKit
+    /// neither the cache key nor the image history does.
+    pub(crate) fn proxy_env(&self, build_args: &BTreeMap<String, String>) -> Vec<String> {
+        build_args
+            .iter()
+            .filter(|(key, _)| is_proxy_arg(key))
+            .filter(|(key, _)| !self.declared.iter().any(|(k, _)| k == *key))
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect()
+    }
+
     /// Declares one ARG: the build arg wins, then the expanded default, then
     /// the global value of the same name.
     pub(crate) fn declare(
@@ -129,4 +141,19 @@ impl StageArgs {
         self.declared.push((key.to_string(), value.clone()));
         value
     }
+}
+
+/// The predefined proxy ARGs, in upper or lower case as BuildKit accepts
+/// them.
+pub(crate) fn is_proxy_arg(key: &str) -> bool {
+    const PROXIES: [&str; 5] = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "FTP_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+    ];
+    PROXIES
+        .iter()
+        .any(|p| key == *p || key == p.to_ascii_lowercase())
 }

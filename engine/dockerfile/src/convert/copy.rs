@@ -3,12 +3,12 @@
 use super::Failure;
 use super::dispatch::{Dispatcher, StageState, chomp, instruction_text};
 use super::graph::{Graph, PendingInput, State};
-use super::stages::{find_stage, state_of};
+use super::stages::{find_stage, named_context, state_of};
 use crate::ast::{Heredoc, Node};
 use crate::instructions::{Copy, CopySource};
 use std::collections::BTreeMap;
 use strata_llb::image::History;
-use strata_llb::{ChownOpt, CopyAction, FileAction, FileOp, Op, SourceOp, UserOpt};
+use strata_llb::{ChownOpt, CopyAction, FileAction, FileOp, MergeOp, Op, SourceOp, UserOpt};
 
 /// The filesystem a copy reads its sources from.
 enum Origin {
@@ -28,9 +28,16 @@ impl Dispatcher<'_> {
         let keyword = if copy.add { "ADD" } else { "COPY" };
         let origin = match &copy.from {
             None => Origin::Context,
-            Some(from) => match find_stage(self.stages, from) {
-                Some(index) => Origin::State(state_of(states, index)),
-                None => Origin::State(self.image_source(state, node, from, graph).await?),
+            Some(from) => match (
+                named_context(self.options, from),
+                find_stage(self.stages, from),
+            ) {
+                (Some(context), _) => Origin::State(
+                    self.named_context_state(state, node, context, graph)
+                        .await?,
+                ),
+                (None, Some(index)) => Origin::State(state_of(states, index)),
+                (None, None) => Origin::State(self.image_source(state, node, from, graph).await?),
             },
         };
         let owner = match &copy.chown {
@@ -50,12 +57,14 @@ impl Dispatcher<'_> {
         let dest = destination(state, &dest_written, copy.sources.len() > 1);
 
         let mut inputs = Vec::new();
+        // A linked copy starts from scratch so that its layer does not
+        // depend on the base; a merge puts it on top afterwards.
         let base = match state.fs {
-            State::Vertex(i) => {
+            State::Vertex(i) if !copy.link => {
                 inputs.push(PendingInput::Vertex(i));
                 Some(0)
             }
-            State::Scratch => None,
+            _ => None,
         };
         let input_of = |input: PendingInput, inputs: &mut Vec<PendingInput>| -> u32 {
             match inputs.iter().position(|i| *i == input) {
@@ -97,11 +106,16 @@ impl Dispatcher<'_> {
                 CopySource::Path(path) => self.expand(state, node, path)?,
             };
             history_words.push(path.clone());
-            let is_url = path.starts_with("http://") || path.starts_with("https://");
+            let is_git = is_git_url(&path);
+            let is_url = is_git || path.starts_with("http://") || path.starts_with("https://");
             if is_url && !copy.add {
                 return Err(Failure::at(node, "source can't be a URL for COPY"));
             }
-            let mut action = if is_url {
+            let mut action = if is_git {
+                let source = self.git_source(state, node, &path, copy, graph);
+                let index = input_of(source, &mut inputs);
+                CopyAction::new(Some(index), "/", dest.clone())
+            } else if is_url {
                 let (source, file) = self.http_source(state, node, &path, copy, graph)?;
                 let index = input_of(source, &mut inputs);
                 let mut action = CopyAction::new(Some(index), format!("/{file}"), dest.clone());
@@ -142,7 +156,15 @@ impl Dispatcher<'_> {
         let description = self.describe(state, &instruction_text(node));
         let metadata = self.metadata(state, node, description);
         let op = Op::File(FileOp { base, actions });
-        state.fs = graph.add(op, inputs, metadata, Some(state.platform.clone()));
+        let copied = graph.add(op, inputs, metadata.clone(), Some(state.platform.clone()));
+        state.fs = match (copy.link, state.fs, copied) {
+            (true, State::Vertex(below), State::Vertex(above)) => {
+                let merge = Op::Merge(MergeOp { inputs: vec![0, 1] });
+                let inputs = vec![PendingInput::Vertex(below), PendingInput::Vertex(above)];
+                graph.add(merge, inputs, metadata, Some(state.platform.clone()))
+            }
+            _ => copied,
+        };
         state.config.history.push(History {
             created_by: Some(format!(
                 "{keyword} {} {dest_written} # buildkit",
@@ -212,7 +234,7 @@ impl Dispatcher<'_> {
     }
 
     /// Adds the source of `COPY --from=IMAGE`.
-    async fn image_source(
+    pub(crate) async fn image_source(
         &mut self,
         state: &StageState,
         node: &Node,
@@ -254,12 +276,16 @@ impl Dispatcher<'_> {
             Some((_, tail)) => tail.rsplit('/').next().unwrap_or("").to_string(),
             None => String::new(),
         };
+        // Without a name in the URL the engine names the file after the
+        // response's `Content-Disposition`, and the copy takes whatever
+        // single file the download holds.
+        let mut attrs = BTreeMap::new();
         let file = if file.is_empty() {
-            "__unnamed__".to_string()
+            "*".to_string()
         } else {
+            attrs.insert("http.filename".to_string(), file.clone());
             file
         };
-        let mut attrs = BTreeMap::from([("http.filename".to_string(), file.clone())]);
         if let Some(checksum) = &copy.checksum {
             attrs.insert("http.checksum".into(), self.expand(state, node, checksum)?);
         }
@@ -272,6 +298,37 @@ impl Dispatcher<'_> {
             unreachable!("graph.add returns a vertex")
         };
         Ok((PendingInput::Vertex(index), file))
+    }
+
+    /// Adds the git source of `ADD REPO`: BuildKit's `git://` identifier
+    /// with the remote as written in `git.fullurl`.
+    fn git_source(
+        &self,
+        state: &StageState,
+        node: &Node,
+        url: &str,
+        copy: &Copy,
+        graph: &mut Graph,
+    ) -> PendingInput {
+        let (remote, fragment) = match url.split_once('#') {
+            Some((remote, fragment)) => (remote, Some(fragment)),
+            None => (url, None),
+        };
+        let bare = remote.split_once("://").map_or(remote, |(_, rest)| rest);
+        let identifier = match fragment {
+            Some(fragment) => format!("git://{bare}#{fragment}"),
+            None => format!("git://{bare}"),
+        };
+        let mut attrs = BTreeMap::from([("git.fullurl".to_string(), remote.to_string())]);
+        if copy.keep_git_dir == Some(true) {
+            attrs.insert("git.keepgitdir".into(), "true".into());
+        }
+        let metadata = self.metadata(state, node, format!("[{}] ADD {url}", state.stage_name));
+        let source = SourceOp { identifier, attrs };
+        let State::Vertex(index) = graph.add(Op::Source(source), Vec::new(), metadata, None) else {
+            unreachable!("graph.add returns a vertex")
+        };
+        PendingInput::Vertex(index)
     }
 
     /// Returns a COPY heredoc body: tabs stripped for `<<-`, and expanded
@@ -300,6 +357,17 @@ impl Dispatcher<'_> {
             .map_err(|e| Failure::at(node, e.to_string()))?;
         Ok(expanded.value.into_bytes())
     }
+}
+
+/// Whether an ADD source names a git repository, as BuildKit decides:
+/// `git://`, `git@host:`, or an `http(s)://` URL whose path ends in `.git`.
+fn is_git_url(text: &str) -> bool {
+    let remote = text.split('#').next().unwrap_or(text);
+    if remote.starts_with("git://") || remote.starts_with("git@") {
+        return true;
+    }
+    (remote.starts_with("https://") || remote.starts_with("http://"))
+        && remote.trim_end_matches('/').ends_with(".git")
 }
 
 fn push_mkfile(

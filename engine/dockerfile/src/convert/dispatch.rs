@@ -114,6 +114,7 @@ impl<'a> Dispatcher<'a> {
                 state.config.config.env = Some(vec![format!("PATH={DEFAULT_PATH}")]);
                 state.step += 1;
             }
+            Base::Context(name) => self.start_from_context(&mut state, node, &name, graph),
             Base::Stage(index) => {
                 let parent = states.get(&index).expect("stages convert in order");
                 state.fs = state_of(states, index);
@@ -190,7 +191,7 @@ impl<'a> Dispatcher<'a> {
     ) -> OpMetadata {
         OpMetadata {
             description,
-            ignore_cache: false,
+            ignore_cache: self.ignores_cache(state),
             stage: Some(state.stage_name.clone()),
             location: Some(SourceLocation {
                 file: self.options.dockerfile_name.clone(),
@@ -356,6 +357,7 @@ impl<'a> Dispatcher<'a> {
             user: state.config.config.user.clone().unwrap_or_default(),
             hostname: None,
             extra_hosts: Vec::new(),
+            proxy_env: state.args.proxy_env(&self.options.build_args),
         };
         let text = instruction_text(node);
         let description = self.describe(state, &text);

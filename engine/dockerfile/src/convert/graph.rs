@@ -107,7 +107,7 @@ impl Graph {
                 platform: pending.platform,
             };
             let metadata = OpMetadata {
-                ignore_cache,
+                ignore_cache: ignore_cache || pending.metadata.ignore_cache,
                 ..pending.metadata
             };
             digested.push(definition.add(vertex, metadata, 0));

@@ -4,12 +4,13 @@
 use super::args::GlobalArgs;
 use super::dispatch::{Dispatcher, StageState};
 use super::graph::{Graph, State};
-use super::{Conversion, ConvertOptions, Failure, ImageResolver, StageInfo, Warning};
+use super::{Conversion, ConvertOptions, Failure, ImageResolver, NamedContext, StageInfo, Warning};
 use crate::ast::{Ast, Node};
+use crate::convert::graph::PendingInput;
 use crate::instructions::{self, Instruction};
 use crate::shell::Lexer;
 use std::collections::{BTreeMap, BTreeSet};
-use strata_llb::Platform;
+use strata_llb::{Op, Platform, SourceOp};
 
 /// One `FROM` section with its instructions.
 pub(crate) struct Stage<'a> {
@@ -20,6 +21,8 @@ pub(crate) struct Stage<'a> {
     pub base: String,
     pub platform: Option<String>,
     pub commands: Vec<(&'a Node, Instruction)>,
+    /// The named context that replaces the base, when one has its name.
+    pub context: Option<NamedContext>,
 }
 
 impl Stage<'_> {
@@ -57,7 +60,7 @@ pub(crate) async fn convert(
     }
 
     let target = select_target(&stages, options.target.as_deref())?;
-    let dependencies = stage_dependencies(&stages)?;
+    let dependencies = stage_dependencies(&stages, options)?;
     check_cycles(&stages, &dependencies)?;
     let needed = reachable(target, &dependencies);
     check_order(&stages, &dependencies, &needed)?;
@@ -127,6 +130,7 @@ fn split_stages<'a>(
                     ));
                 }
                 let platform = from.platform.as_deref().map(expand).transpose()?;
+                let context = named_context(options, &base).cloned();
                 stages.push(Stage {
                     index: stages.len(),
                     name: from.name,
@@ -134,6 +138,7 @@ fn split_stages<'a>(
                     base,
                     platform,
                     commands: Vec::new(),
+                    context,
                 });
             }
             Instruction::Arg(declarations) if stages.is_empty() => {
@@ -207,12 +212,19 @@ pub(crate) struct Dependency<'a> {
 }
 
 /// Lists, per stage, the stages it reads through FROM and COPY --from.
-fn stage_dependencies<'a>(stages: &[Stage<'a>]) -> Result<Vec<Vec<Dependency<'a>>>, Failure> {
+fn stage_dependencies<'a>(
+    stages: &[Stage<'a>],
+    options: &ConvertOptions,
+) -> Result<Vec<Vec<Dependency<'a>>>, Failure> {
     let mut all = Vec::with_capacity(stages.len());
     for stage in stages {
         let mut dependencies = Vec::new();
         let earlier = &stages[..stage.index];
-        if let Some(base) = find_named(earlier, &stage.base) {
+        let base = match stage.context {
+            Some(_) => None,
+            None => find_named(earlier, &stage.base),
+        };
+        if let Some(base) = base {
             dependencies.push(Dependency {
                 stage: base,
                 node: stage.from_node,
@@ -234,6 +246,9 @@ fn stage_dependencies<'a>(stages: &[Stage<'a>]) -> Result<Vec<Vec<Dependency<'a>
                     node,
                     "Variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround",
                 ));
+            }
+            if named_context(options, from).is_some() {
+                continue;
             }
             if let Some(source) = find_stage(stages, from) {
                 dependencies.push(Dependency {
@@ -399,9 +414,16 @@ pub(crate) enum Base {
     Scratch,
     Stage(usize),
     Image(String),
+    /// A named context that is a directory.
+    Context(String),
 }
 
 pub(crate) fn classify_base(stages: &[Stage<'_>], stage: &Stage<'_>) -> Base {
+    match &stage.context {
+        Some(NamedContext::Local { source }) => return Base::Context(source.clone()),
+        Some(NamedContext::Image(reference)) => return Base::Image(reference.clone()),
+        None => {}
+    }
     if stage.base.eq_ignore_ascii_case("scratch") {
         return Base::Scratch;
     }
@@ -413,6 +435,77 @@ pub(crate) fn classify_base(stages: &[Stage<'_>], stage: &Stage<'_>) -> Base {
 
 pub(crate) fn state_of(states: &BTreeMap<usize, StageState>, index: usize) -> State {
     states.get(&index).map_or(State::Scratch, |s| s.fs)
+}
+
+/// Finds the named context called `name`; like stage names, a lower-case
+/// context name matches any case.
+pub(crate) fn named_context<'a>(
+    options: &'a ConvertOptions,
+    name: &str,
+) -> Option<&'a NamedContext> {
+    options
+        .named_contexts
+        .get(name)
+        .or_else(|| options.named_contexts.get(&name.to_ascii_lowercase()))
+}
+
+impl Dispatcher<'_> {
+    /// Whether `--no-cache-filter` names the stage, by name or index.
+    pub(crate) fn ignores_cache(&self, state: &StageState) -> bool {
+        self.options.no_cache_filter.iter().any(|filter| {
+            filter.eq_ignore_ascii_case(&state.stage_name)
+                || format!("stage-{filter}") == state.stage_name
+        })
+    }
+
+    /// Starts a stage from a named context that is a directory: its files
+    /// are the root filesystem and the config is that of `scratch`.
+    pub(crate) fn start_from_context(
+        &self,
+        state: &mut StageState,
+        node: &Node,
+        source: &str,
+        graph: &mut Graph,
+    ) {
+        state.config.config.env = Some(vec![format!("PATH={}", super::dispatch::DEFAULT_PATH)]);
+        let description = self.describe(state, node.original.trim());
+        let metadata = self.metadata(state, node, description);
+        state.fs = context_source(graph, source, metadata);
+    }
+
+    /// Returns the filesystem `COPY --from=NAME` reads when `NAME` is a
+    /// named context.
+    pub(crate) async fn named_context_state(
+        &mut self,
+        state: &StageState,
+        node: &Node,
+        context: &NamedContext,
+        graph: &mut Graph,
+    ) -> Result<State, Failure> {
+        match context {
+            NamedContext::Local { source } => {
+                let metadata = self.metadata(
+                    state,
+                    node,
+                    format!("[internal] load build context `{source}`"),
+                );
+                Ok(context_source(graph, source, metadata))
+            }
+            NamedContext::Image(reference) => {
+                self.image_source(state, node, reference, graph).await
+            }
+        }
+    }
+}
+
+/// Adds the `local://` source of a named context that is a directory.
+fn context_source(graph: &mut Graph, source: &str, metadata: strata_llb::OpMetadata) -> State {
+    let op = SourceOp {
+        identifier: format!("local://{source}"),
+        attrs: BTreeMap::from([(SourceOp::LOCAL_SHARED_KEY.to_string(), source.to_string())]),
+    };
+    let inputs: Vec<PendingInput> = Vec::new();
+    graph.add(Op::Source(op), inputs, metadata, None)
 }
 
 impl Dispatcher<'_> {
