@@ -72,9 +72,11 @@ time_build() {
             /usr/bin/time -f %M -o "$work/rss" "$strata" build --progress quiet "${nocache[@]}" "$dir" >/dev/null 2>&1
             peak_rss=$(( $(cat "$work/rss") > peak_rss ? $(cat "$work/rss") : peak_rss ))
             ;;
-        buildkit) DOCKER_BUILDKIT=1 "$docker_cli" build -q "${nocache[@]}" "$dir" >/dev/null 2>&1 ;;
-        legacy) DOCKER_BUILDKIT=0 "$docker_cli" build -q "${nocache[@]}" "$dir" >/dev/null 2>&1 ;;
-        buildah) buildah bud --quiet --layers "${nocache[@]}" "$dir" >/dev/null 2>&1 ;;
+        # Host networking everywhere, as Strata's RUN steps use by default;
+        # the test dockerd has no bridge network.
+        buildkit) DOCKER_BUILDKIT=1 "$docker_cli" build --network host -q "${nocache[@]}" "$dir" >/dev/null 2>&1 ;;
+        legacy) DOCKER_BUILDKIT=0 "$docker_cli" build --network host -q "${nocache[@]}" "$dir" >/dev/null 2>&1 ;;
+        buildah) buildah bud --quiet --layers --network host "${nocache[@]}" "$dir" >/dev/null 2>&1 ;;
     esac
     end=$(now)
     echo "$end - $start" | bc

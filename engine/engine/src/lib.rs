@@ -29,7 +29,8 @@ use strata_worker::{Worker, WorkerConfig};
 pub struct EngineOptions {
     /// Store root; `None` picks `$STRATA_ROOT` or the default location.
     pub root: Option<PathBuf>,
-    /// Maximum number of steps running at once; defaults to the CPU count.
+    /// Maximum number of steps running at once; defaults to four per CPU
+    /// (see `strata_solver::DEFAULT_STEPS_PER_CPU`).
     pub max_parallel: Option<usize>,
 }
 
@@ -50,7 +51,7 @@ impl Engine {
         let worker = Arc::new(Worker::new(store.clone(), WorkerConfig::for_store(&store)));
         let max_parallel = options
             .max_parallel
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            .unwrap_or_else(strata_solver::default_max_parallel);
         Ok(Engine {
             store,
             worker,

@@ -13,4 +13,4 @@ pub use events::{
     EVENT_FORMAT_VERSION, Event, EventSink, ExplainedStep, KeyInput, LogStream, PathChecksum,
     StampedEvent, TransferStats,
 };
-pub use solve::{SolveError, SolveOptions, Solver};
+pub use solve::{DEFAULT_STEPS_PER_CPU, SolveError, SolveOptions, Solver, default_max_parallel};

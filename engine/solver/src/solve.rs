@@ -35,12 +35,22 @@ pub struct SolveOptions {
     pub no_cache: bool,
 }
 
+/// Steps allowed to run at once per CPU by default. Build steps spend much
+/// of their time waiting (on package downloads, on `sleep`, on disk), so
+/// bounding them by the core count alone leaves cores idle; CPU-bound steps
+/// beyond the core count share the cores through the kernel's scheduler.
+/// BuildKit sets no bound at all unless configured.
+pub const DEFAULT_STEPS_PER_CPU: usize = 4;
+
+/// The default bound on steps running at once: [`DEFAULT_STEPS_PER_CPU`]
+/// times the number of CPUs.
+pub fn default_max_parallel() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * DEFAULT_STEPS_PER_CPU
+}
+
 impl Default for SolveOptions {
     fn default() -> Self {
-        SolveOptions {
-            max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            no_cache: false,
-        }
+        SolveOptions { max_parallel: default_max_parallel(), no_cache: false }
     }
 }
 

@@ -56,7 +56,7 @@ pub struct BuildArgs {
     /// Run every step, ignoring cached results
     #[arg(long)]
     pub no_cache: bool,
-    /// Maximum number of steps running at once (default: the CPU count)
+    /// Maximum number of steps running at once (default: 4 per CPU)
     #[arg(long)]
     pub max_parallel: Option<usize>,
     /// Run the build checks only and exit non-zero on any warning
