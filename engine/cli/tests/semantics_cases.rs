@@ -58,9 +58,7 @@ fn sem_003_stage_default_uses_inherited_arg() {
 #[test]
 fn sem_004_required_global_arg() {
     let run = run_case("SEM-004", &[]);
-    // FIXME: BuildKit prints `FOO: custom error`, but Strata's shell lexer
-    // prints "variable `FOO`: custom error".
-    run.assert_failure("`FOO`: custom error");
+    run.assert_failure("FOO: custom error");
     run_case("SEM-004", &["--build-arg", "FOO=bar"]).assert_success();
 }
 

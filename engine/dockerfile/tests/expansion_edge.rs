@@ -394,7 +394,7 @@ fn error_message_names_word_and_variable() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Failed to expand `x${TAG:?set TAG to a version}`: variable `TAG`: set TAG to a version"
+        "Failed to expand `x${TAG:?set TAG to a version}`: TAG: set TAG to a version"
     );
     let err = lexer.process_word("${A=1}", &env(&[])).unwrap_err();
     assert!(

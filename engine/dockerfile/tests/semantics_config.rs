@@ -53,10 +53,7 @@ fn sem_003_stage_default_uses_inherited_arg() {
 #[test]
 fn sem_004_required_global_arg() {
     let error = convert_text(&case_dockerfile("SEM-004")).unwrap_err();
-    // FIXME: Docker prints `FOO: custom error`; the shell lexer words it as
-    // "variable `FOO`: custom error", so only the parts are checked.
-    assert!(error.message.contains("FOO"), "{error}");
-    assert!(error.message.contains(": custom error"), "{error}");
+    assert!(error.message.contains("FOO: custom error"), "{error}");
     assert_eq!(error.lines.map(|l| l.0), Some(1));
     let resolver = FixedResolver::default();
     assert!(

@@ -365,7 +365,7 @@ fn required_variable_errors() {
         );
         assert_eq!(
             err.to_string(),
-            format!("Failed to expand `{word}`: variable `{name}`: {message}")
+            format!("Failed to expand `{word}`: {name}: {message}")
         );
     }
 }

@@ -28,8 +28,9 @@ pub enum ShellErrorKind {
 
     /// A `${VAR:?message}` or `${VAR?message}` whose variable is unset (or
     /// empty, for the `:?` form). `message` is the text the Dockerfile gave,
-    /// expanded, or a default that says which condition failed.
-    #[error("variable `{name}`: {message}")]
+    /// expanded, or a default that says which condition failed. Worded as
+    /// Docker words it (`FOO: message`), so scripts that match it work.
+    #[error("{name}: {message}")]
     Required { name: String, message: String },
 
     /// An operator after the name that is not one of `-`, `+`, `?`, `#`,
