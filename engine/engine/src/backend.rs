@@ -163,6 +163,20 @@ impl Backend for BuildBackend {
     }
 
     async fn checksum(&self, input: &ResultRef, selector: &Selector) -> anyhow::Result<Digest> {
+        // A plain path copied from a context mirror is hashed from the
+        // mirror's index, so unchanged files are not read again.
+        let wildcard = selector.allow_wildcard && selector.path.contains(['*', '?', '[']);
+        let filtered = !selector.include_patterns.is_empty() || !selector.exclude_patterns.is_empty();
+        if let (Some(snapshot), false, false) = (&input.snapshot, wildcard, filtered) {
+            let leases = self.leases.lock().expect("lease list lock");
+            let from_index = leases
+                .iter()
+                .find(|lease| &lease.snapshot == snapshot)
+                .and_then(|lease| lease.path_checksum(&selector.path));
+            if let Some(checksum) = from_index {
+                return Ok(checksum);
+            }
+        }
         self.worker.checksum(input, selector).await
     }
 

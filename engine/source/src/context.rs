@@ -82,7 +82,69 @@ pub struct ContextLease {
     /// Every mirrored path with its content digest (`dir` for
     /// directories, `link:TARGET` for symlinks), for build records.
     pub files: BTreeMap<String, String>,
+    index: BTreeMap<String, Entry>,
     _lock: nix::fcntl::Flock<File>,
+}
+
+impl ContextLease {
+    /// Computes, from the index and without reading any file, the checksum
+    /// `strata_worker::checksum` computes for a copy of the plain path
+    /// `path`, in the same record format (see `engine/worker/src/checksum.rs`),
+    /// so unchanged files are never hashed again for cache keys. Returns
+    /// `None` when the path goes through a symlink (a copy follows it), is
+    /// missing, or leaves the context; the caller then reads the mirror.
+    pub fn path_checksum(&self, path: &str) -> Option<Digest> {
+        let mut parts = Vec::new();
+        for part in path.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => return None,
+                other => parts.push(other),
+            }
+        }
+        let relative = parts.join("/");
+        for end in 1..=parts.len() {
+            if self.index.get(&parts[..end].join("/"))?.kind == EntryKind::Symlink {
+                return None;
+            }
+        }
+        self.index.get(&relative)?;
+
+        let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for key in self.index.keys().filter(|k| !k.is_empty()) {
+            let parent = key.rsplit_once('/').map_or("", |(parent, _)| parent);
+            children.entry(parent).or_default().push(key);
+        }
+        let mut hasher = Sha256::new();
+        let mut stack = vec![relative.as_str()];
+        while let Some(current) = stack.pop() {
+            let entry = &self.index[current];
+            let (kind, size, content) = match entry.kind {
+                EntryKind::File => ("file", entry.size, entry.digest.clone()?),
+                EntryKind::Dir => ("dir", 0, hex::encode([0u8; 32])),
+                EntryKind::Symlink => {
+                    let link = entry.link.as_deref().unwrap_or_default();
+                    ("symlink", 0, hex::encode(Sha256::digest(link.as_bytes())))
+                }
+            };
+            hasher.update(b"/");
+            hasher.update(current.as_bytes());
+            let record = format!(
+                "\0{kind}\0{:o}\0{}\0{}\0{size}\0{content}\n",
+                entry.mode, entry.uid, entry.gid
+            );
+            hasher.update(record.as_bytes());
+            if entry.kind == EntryKind::Dir {
+                // Children in reverse, so the stack visits them by name.
+                if let Some(list) = children.get(current) {
+                    let mut names: Vec<&str> = list.clone();
+                    names.sort_by(|a, b| a.rsplit('/').next().cmp(&b.rsplit('/').next()));
+                    stack.extend(names.into_iter().rev());
+                }
+            }
+        }
+        Some(Digest::from_sha256(hasher.finalize().into()))
+    }
 }
 
 pub struct ContextSource {
@@ -151,6 +213,7 @@ impl ContextSource {
             checksum: checksum(&index),
             stats,
             files: file_digests(&index),
+            index,
             _lock: lock,
         })
     }
