@@ -1,6 +1,9 @@
 //! The build the workbench runs: its view model, and the frames sent to
 //! the page over a `tauri::ipc::Channel`.
 //!
+//! NOTE: this module repeats `ui/server`'s code for the same job; both
+//! should move into one shared crate so the two front ends cannot drift.
+//!
 //! Each frame is a JSON array of messages in the format of `ui/server`'s
 //! event WebSocket: one `event` per build event, one `node` per node the
 //! batch changed, a `layout` when nodes were added, `counts`, and a final

@@ -1,6 +1,9 @@
 //! Opening a project folder: its Dockerfiles, their stages with the
 //! comments above them, build arguments with defaults, and parser warnings.
 //! The shapes match `ui/server`'s `/api/projects/open`.
+//!
+//! NOTE: this module repeats `ui/server`'s code for the same job; both
+//! should move into one shared crate so the two front ends cannot drift.
 
 use crate::error::{CommandError, CommandResult};
 use serde::Serialize;

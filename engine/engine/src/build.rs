@@ -26,7 +26,7 @@ use strata_source::StoreImageResolver;
 use strata_source::watch::ContextChanges;
 use tokio_util::sync::CancellationToken;
 
-/// Where the Dockerfile comes from.
+/// The source of the Dockerfile.
 #[derive(Clone, Debug)]
 pub enum DockerfileSource {
     /// `CONTEXT/Dockerfile`.
@@ -105,7 +105,7 @@ pub struct BuildResult {
     pub exports: Vec<ExportReport>,
 }
 
-/// Why a build failed, split by who can fix it.
+/// A build failure, classified by who can fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The Dockerfile, its arguments or the request are wrong.
@@ -129,8 +129,8 @@ pub enum BuildError {
     Environment(anyhow::Error),
 }
 
-/// What a build produced so far, kept for its history record even when a
-/// later phase fails.
+/// The parts of a build produced so far, kept for its history record even
+/// when a later phase fails.
 #[derive(Default)]
 struct Progress {
     definition: Option<Definition>,
@@ -573,7 +573,7 @@ fn registry_client(
 }
 
 impl BuildRequest {
-    /// The request as the build history keeps it.
+    /// Returns the request as the build history records it.
     pub fn summary(&self) -> RequestSummary {
         let dockerfile = match &self.dockerfile {
             DockerfileSource::Default => {

@@ -37,8 +37,8 @@ pub enum Event {
     VertexStarted {
         vertex: Digest,
     },
-    /// What went into a vertex's cache key, so a later build can explain
-    /// why the key changed.
+    /// The parts of a vertex's cache key, recorded so a later build can
+    /// explain why the key changed.
     CacheKey {
         vertex: Digest,
         key: Digest,
@@ -77,7 +77,7 @@ pub enum Event {
         total: Option<u64>,
         unit: String,
     },
-    /// What a sync of a local source copied.
+    /// Counters of one sync of a local source.
     ContextTransfer {
         vertex: Digest,
         stats: TransferStats,
@@ -94,8 +94,8 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         duration_ms: Option<u64>,
     },
-    /// Why each step that ran missed the cache, sent after the result is
-    /// known and before `BuildFinished`.
+    /// The reasons each step that ran missed the cache, sent after the
+    /// result is known and before `BuildFinished`.
     Explanations {
         steps: Vec<ExplainedStep>,
     },
@@ -145,7 +145,7 @@ impl EventSink {
         )
     }
 
-    /// A sink that drops every event.
+    /// Creates a sink that drops every event.
     pub fn discard() -> EventSink {
         EventSink {
             sender: None,

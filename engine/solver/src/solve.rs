@@ -1,8 +1,8 @@
 //! Scheduling and cache keys.
 //!
 //! Every vertex the target needs becomes one tokio task that waits for its
-//! inputs, computes its cache key, and either reuses a cached result or asks
-//! the backend to run it. A semaphore bounds how many run at once.
+//! inputs, computes its cache key, and either reuses a cached result or has
+//! the backend run it. A semaphore bounds how many run at once.
 //!
 //! Cache key of a vertex (sha256 over canonical JSON of):
 //! - `op`: the digest of the vertex with its inputs removed, so the key
@@ -42,7 +42,7 @@ pub struct SolveOptions {
 /// BuildKit sets no bound at all unless configured.
 pub const DEFAULT_STEPS_PER_CPU: usize = 4;
 
-/// The default bound on steps running at once: [`DEFAULT_STEPS_PER_CPU`]
+/// Returns the default bound on steps running at once: [`DEFAULT_STEPS_PER_CPU`]
 /// times the number of CPUs.
 pub fn default_max_parallel() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * DEFAULT_STEPS_PER_CPU

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// Where test inputs that are slow to build are kept between runs.
+/// Returns the directory that keeps slow-to-build test inputs between runs.
 pub fn cache_dir() -> PathBuf {
     let dir = std::env::var_os("STRATA_TEST_CACHE")
         .map(PathBuf::from)
