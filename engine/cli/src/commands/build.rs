@@ -70,6 +70,9 @@ pub struct BuildArgs {
     /// Grant an entitlement, such as `security.insecure` for `RUN --security=insecure` (repeatable)
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
+    /// Show the build in a window (step graph, waterfall, logs); the command exits once the build has finished and the window is closed
+    #[arg(long)]
+    pub ui: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -163,9 +166,19 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
                 .map_err(|e| anyhow::anyhow!("Invalid `--output` value `{spec}`: {e}"))?,
         );
     }
+    if args.ui {
+        super::view::check_display("strata build --ui")?;
+    }
     let engine = open_engine(root, args.max_parallel)?;
 
     let (events, receiver) = EventSink::channel();
+    let (receiver, window) = if args.ui {
+        let title = format!("build of {}", request.context.display());
+        let (receiver, window) = super::view::open_build_window(title, receiver)?;
+        (receiver, Some(window))
+    } else {
+        (receiver, None)
+    };
     let renderer = spawn_renderer(mode, receiver, Box::new(std::io::stderr()));
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
@@ -180,6 +193,9 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
     let summary = renderer
         .await
         .context("The progress renderer stopped unexpectedly")?;
+    if let Some(window) = window {
+        window.wait().await;
+    }
     match outcome {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(BuildError::Parse(error)) => {

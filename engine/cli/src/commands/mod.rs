@@ -5,6 +5,7 @@ pub mod debug;
 pub mod history;
 pub mod image;
 pub mod ui;
+pub mod view;
 
 use std::path::PathBuf;
 use strata_engine::{Engine, EngineOptions};

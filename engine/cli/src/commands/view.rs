@@ -1,0 +1,104 @@
+//! `strata view`: open a recorded build in the native window, and the
+//! window that `strata build --ui` shows beside a running build.
+
+use super::open_engine;
+use anyhow::{Context, bail};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::thread::JoinHandle;
+use strata_solver::StampedEvent;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+#[derive(Args)]
+pub struct ViewArgs {
+    /// Build id, unique id prefix, or `^N` (`^0` is the newest build)
+    #[arg(default_value = "^0")]
+    pub reference: String,
+}
+
+pub fn run(root: Option<PathBuf>, args: ViewArgs) -> anyhow::Result<ExitCode> {
+    check_display("strata view")?;
+    let history = open_engine(root, None)?.history()?;
+    let record = history.resolve(&args.reference)?;
+    let events = history
+        .events(&record.id)
+        .with_context(|| format!("Failed to read the events of build `{}`", record.id))?;
+    if events.is_empty() {
+        bail!(
+            "Build `{}` has no recorded events to show; it may have been imported without them",
+            record.id
+        );
+    }
+    let title = format!("{} ({})", short_id(&record.id), record.request.context);
+    strata_ui_native::run_recorded(&title, events).map_err(window_error)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rejects a window command when no display server is named, before any
+/// work starts, so the failure names the cause.
+pub fn check_display(command: &str) -> anyhow::Result<()> {
+    let named = |variable: &str| std::env::var_os(variable).is_some_and(|value| !value.is_empty());
+    if named("DISPLAY") || named("WAYLAND_DISPLAY") {
+        return Ok(());
+    }
+    bail!(
+        "`{command}` opens a window but neither `DISPLAY` nor `WAYLAND_DISPLAY` is set; run it in a graphical session (or under `xvfb-run`)"
+    )
+}
+
+fn window_error(error: strata_ui_native::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "Failed to open the build window: {error}; check that `DISPLAY` or `WAYLAND_DISPLAY` names a running display server with OpenGL"
+    )
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The window `strata build --ui` opens, running on its own thread while
+/// the build keeps the async runtime.
+pub struct BuildWindow {
+    thread: JoinHandle<Result<(), strata_ui_native::Error>>,
+}
+
+/// Opens the live window for a build titled `title` and passes `events` on
+/// to it. Returns the receiver that now gets every event too, for the
+/// terminal progress, and the window to wait for.
+pub fn open_build_window(
+    title: String,
+    mut events: UnboundedReceiver<StampedEvent>,
+) -> anyhow::Result<(UnboundedReceiver<StampedEvent>, BuildWindow)> {
+    let (live, feed) = strata_ui_native::live_channel();
+    let (forward, forwarded) = unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            // Once the window is closed the build goes on with terminal
+            // progress only, so a failed send is not an error.
+            live.send(event.clone());
+            let _ = forward.send(event);
+        }
+    });
+    let thread = std::thread::Builder::new()
+        .name("strata-window".into())
+        .spawn(move || strata_ui_native::run_live(&title, feed))
+        .context("Failed to start the build window's thread")?;
+    Ok((forwarded, BuildWindow { thread }))
+}
+
+impl BuildWindow {
+    /// Waits until the user closes the window. A window that could not
+    /// open is reported as a warning, because the build itself has run.
+    pub async fn wait(self) {
+        if !self.thread.is_finished() {
+            eprintln!("The build has finished; close its window to exit");
+        }
+        let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
+        match joined {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => eprintln!("warning: {}", window_error(error)),
+            Ok(Err(_)) | Err(_) => eprintln!("warning: The build window stopped unexpectedly"),
+        }
+    }
+}
