@@ -5,6 +5,7 @@
 //!
 //! `run_live` opens a window for a build that is running, fed through
 //! `live_channel`; `run_recorded` opens one for a finished build's events.
+//! Windows use X11 and OpenGL (glow), so a Wayland session needs XWayland.
 
 mod camera;
 mod dag;
@@ -94,9 +95,8 @@ fn run_window(
             .with_inner_size([1280.0, 800.0]),
         event_loop_builder: Some(Box::new(|builder| {
             // winit rejects event loops off the main thread unless told
-            // otherwise; X11 and Wayland both allow them.
+            // otherwise; X11 allows them.
             winit::platform::x11::EventLoopBuilderExtX11::with_any_thread(builder, true);
-            winit::platform::wayland::EventLoopBuilderExtWayland::with_any_thread(builder, true);
         })),
         ..eframe::NativeOptions::default()
     };

@@ -4,11 +4,12 @@
 
 use chrono::{TimeZone, Utc};
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use std::sync::mpsc;
 use strata_llb::Digest;
 use strata_solver::{Event, LogStream, StampedEvent};
-use strata_ui_native::{BuildView, egui};
+use strata_ui_native::egui::{self, Role};
+use strata_ui_native::BuildView;
 
 const FROM: &str = "[app 1/3] FROM docker.io/library/busybox:latest";
 const CONTEXT: &str = "[internal] load build context";
@@ -94,8 +95,14 @@ fn harness(view: BuildView) -> Harness<'static, BuildView> {
         .build_ui_state(|ui, view: &mut BuildView| view.ui(ui), view)
 }
 
+/// The DAG node of a step: a button labelled with the step's name whose
+/// value is its state. The details panel repeats names as plain labels.
+fn node<'h>(harness: &'h Harness<'_, BuildView>, name: &str) -> egui_kittest::Node<'h> {
+    harness.get_by_role_and_label(Role::Button, name)
+}
+
 fn state_of(harness: &Harness<'_, BuildView>, name: &str) -> Option<String> {
-    harness.get_by_label(name).value()
+    node(harness, name).value()
 }
 
 #[test]
@@ -118,7 +125,7 @@ fn live_feed_updates_states() {
     let (sender, receiver) = mpsc::channel();
     let mut harness = harness(BuildView::live("build-1", receiver));
     harness.run();
-    assert!(harness.query_by_label(RUN).is_none());
+    assert!(harness.query_by_role_and_label(Role::Button, RUN).is_none());
 
     for event in first_half() {
         sender.send(event).unwrap();
@@ -157,15 +164,15 @@ fn clicking_node_selects_it_and_shows_log() {
     harness.run();
     assert_eq!(harness.state().selected(), None);
 
-    harness.get_by_label(RUN).click();
+    node(&harness, RUN).click();
     harness.run();
     let run = digest(RUN).to_string();
     assert_eq!(harness.state().selected(), Some(run.as_str()));
-    assert!(harness.get_by_label(RUN).is_selected());
+    assert_eq!(node(&harness, RUN).accesskit_node().is_selected(), Some(true));
     assert!(harness.query_by_label_contains("make: *** [app] Error 2").is_some());
     assert!(harness.query_by_label_contains("exited with status 2").is_some());
 
-    harness.get_by_label(COPY).click();
+    node(&harness, COPY).click();
     harness.run();
     let copy = digest(COPY).to_string();
     assert_eq!(harness.state().selected(), Some(copy.as_str()));

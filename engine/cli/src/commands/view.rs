@@ -35,21 +35,21 @@ pub fn run(root: Option<PathBuf>, args: ViewArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Rejects a window command when no display server is named, before any
-/// work starts, so the failure names the cause.
+/// Rejects a window command when no X display is named, before any work
+/// starts, so the failure names the cause. The window speaks X11 only, so
+/// a Wayland session needs XWayland, which sets `DISPLAY`.
 pub fn check_display(command: &str) -> anyhow::Result<()> {
-    let named = |variable: &str| std::env::var_os(variable).is_some_and(|value| !value.is_empty());
-    if named("DISPLAY") || named("WAYLAND_DISPLAY") {
+    if std::env::var_os("DISPLAY").is_some_and(|value| !value.is_empty()) {
         return Ok(());
     }
     bail!(
-        "`{command}` opens a window but neither `DISPLAY` nor `WAYLAND_DISPLAY` is set; run it in a graphical session (or under `xvfb-run`)"
+        "`{command}` opens a window but `DISPLAY` is not set; run it in a graphical session (or under `xvfb-run`)"
     )
 }
 
 fn window_error(error: strata_ui_native::Error) -> anyhow::Error {
     anyhow::anyhow!(
-        "Failed to open the build window: {error}; check that `DISPLAY` or `WAYLAND_DISPLAY` names a running display server with OpenGL"
+        "Failed to open the build window: {error}; check that `DISPLAY` names a running X server with OpenGL"
     )
 }
 
