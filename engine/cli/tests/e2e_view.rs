@@ -79,7 +79,14 @@ impl Xvfb {
         let number = 150 + std::process::id() % 500;
         let display = format!(":{number}");
         let child = Command::new("/usr/bin/Xvfb")
-            .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

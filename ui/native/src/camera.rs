@@ -1,7 +1,7 @@
 //! Pan and zoom of the DAG canvas: a layout point `p` is drawn at
 //! `canvas.min + offset + p * zoom`.
 
-use eframe::egui::{Pos2, Rect, Vec2, pos2, vec2};
+use eframe::egui::{Pos2, Rect, Vec2, vec2};
 
 const MIN_ZOOM: f32 = 0.1;
 const MAX_ZOOM: f32 = 4.0;
@@ -38,9 +38,7 @@ impl Camera {
     pub fn fit_to(&mut self, canvas: Rect, width: f64, height: f64) {
         let size = vec2(width as f32, height as f32).max(vec2(1.0, 1.0));
         let room = (canvas.size() - Vec2::splat(2.0 * FIT_MARGIN)).max(vec2(1.0, 1.0));
-        self.zoom = (room.x / size.x)
-            .min(room.y / size.y)
-            .clamp(MIN_ZOOM, 1.0);
+        self.zoom = (room.x / size.x).min(room.y / size.y).clamp(MIN_ZOOM, 1.0);
         self.offset = (canvas.size() - size * self.zoom) / 2.0;
     }
 
@@ -57,14 +55,6 @@ impl Camera {
 
     pub fn pan(&mut self, delta: Vec2) {
         self.offset += delta;
-        self.fit = false;
-    }
-
-    /// Moves the camera so that the layout point `(x, y)` is at the centre
-    /// of `canvas`, keeping the zoom.
-    pub fn centre_on(&mut self, canvas: Rect, x: f64, y: f64) {
-        let point = pos2(x as f32, y as f32).to_vec2() * self.zoom;
-        self.offset = canvas.size() / 2.0 - point;
         self.fit = false;
     }
 }

@@ -118,7 +118,7 @@ impl BuildView {
         let rect = Rect::from_min_size(min, size);
         let selected = self.selected.as_deref() == Some(node.id.as_str());
 
-        let id = ui.id().with(("strata-dag-node", &node.id));
+        let id = egui::Id::unique(("strata-dag-node", &node.id));
         let response = ui.interact(rect.intersect(canvas), id, Sense::click());
         let state = theme::state_name(node.state);
         response.widget_info(|| {

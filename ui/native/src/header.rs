@@ -3,7 +3,7 @@
 
 use crate::theme;
 use crate::view::BuildView;
-use eframe::egui::{self, RichText};
+use eframe::egui::{self, Color32, RichText, Sense, vec2};
 use strata_ui_model::format;
 
 impl BuildView {
@@ -20,7 +20,11 @@ impl BuildView {
                 counts.total, counts.running, counts.cached, counts.failed
             ));
             ui.separator();
-            if ui.button("Fit").on_hover_text("Fit the graph in view").clicked() {
+            if ui
+                .button("Fit")
+                .on_hover_text("Fit the graph in view")
+                .clicked()
+            {
                 self.camera.fit = true;
             }
             let follow = ui
@@ -35,8 +39,7 @@ impl BuildView {
 
     fn legend_ui(&self, ui: &mut egui::Ui) {
         for state in theme::ALL_STATES {
-            let swatch = RichText::new("■").color(theme::node_fill(state));
-            ui.label(swatch);
+            swatch_ui(ui, theme::node_fill(state));
             ui.label(theme::state_name(state));
         }
     }
@@ -53,4 +56,10 @@ impl BuildView {
             _ => RichText::new("Did not finish"),
         }
     }
+}
+
+/// A small filled square in `colour`, for legends.
+pub(crate) fn swatch_ui(ui: &mut egui::Ui, colour: Color32) {
+    let (rect, _) = ui.allocate_exact_size(vec2(12.0, 12.0), Sense::hover());
+    ui.painter().rect_filled(rect, 2.0, colour);
 }

@@ -118,11 +118,7 @@ impl BuildView {
     /// their places as the graph grows.
     pub fn refresh(&mut self) {
         if self.model.nodes.len() != self.laid_out_nodes {
-            self.layout = layout(
-                &self.model,
-                &LayoutOptions::default(),
-                Some(&self.layout),
-            );
+            self.layout = layout(&self.model, &LayoutOptions::default(), Some(&self.layout));
             self.laid_out_nodes = self.model.nodes.len();
         }
         if self.timeline.len() != self.waterfall_events {

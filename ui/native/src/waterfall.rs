@@ -4,8 +4,7 @@
 use crate::theme;
 use crate::view::BuildView;
 use eframe::egui::{
-    self, Align2, FontId, Rect, Role, ScrollArea, Sense, Stroke, StrokeKind, WidgetInfo, pos2,
-    vec2,
+    self, Align2, FontId, Rect, Role, ScrollArea, Sense, Stroke, StrokeKind, WidgetInfo, pos2, vec2,
 };
 use strata_ui_model::Bar;
 use strata_ui_model::format;
@@ -21,7 +20,8 @@ impl BuildView {
         ui.horizontal(|ui| {
             ui.strong("Waterfall");
             ui.label(self.split_text());
-            ui.colored_label(theme::CRITICAL, "▮ critical path");
+            crate::header::swatch_ui(ui, theme::CRITICAL);
+            ui.label("critical path");
         });
         if self.waterfall.bars.is_empty() {
             ui.label("No step has started yet");
@@ -93,7 +93,7 @@ fn bar_ui(
     selected: Option<&str>,
 ) -> bool {
     let duration = format::duration_ms(end_ms - bar.start_ms);
-    let id = ui.id().with(("strata-waterfall-bar", &bar.id));
+    let id = egui::Id::unique(("strata-waterfall-bar", &bar.id));
     let response = ui.interact(rect, id, Sense::click());
     let label = format!("{} ({duration})", bar.name);
     response.widget_info(|| WidgetInfo::labeled(Role::Button, true, &label));

@@ -8,8 +8,9 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use std::sync::mpsc;
 use strata_llb::Digest;
 use strata_solver::{Event, LogStream, StampedEvent};
-use strata_ui_native::egui::{self, Role};
 use strata_ui_native::BuildView;
+use strata_ui_native::egui::accesskit::Toggled;
+use strata_ui_native::egui::{self, Role};
 
 const FROM: &str = "[app 1/3] FROM docker.io/library/busybox:latest";
 const CONTEXT: &str = "[internal] load build context";
@@ -42,17 +43,36 @@ fn queued(name: &str, inputs: &[&str]) -> StampedEvent {
 }
 
 fn started(ms: i64, name: &str) -> StampedEvent {
-    at(ms, Event::VertexStarted { vertex: digest(name) })
+    at(
+        ms,
+        Event::VertexStarted {
+            vertex: digest(name),
+        },
+    )
 }
 
 fn completed(ms: i64, name: &str, duration_ms: u64) -> StampedEvent {
     let vertex = digest(name);
-    at(ms, Event::VertexCompleted { vertex, key: None, duration_ms })
+    at(
+        ms,
+        Event::VertexCompleted {
+            vertex,
+            key: None,
+            duration_ms,
+        },
+    )
 }
 
 fn log(ms: i64, name: &str, data: &str) -> StampedEvent {
     let (vertex, stream) = (digest(name), LogStream::Stdout);
-    at(ms, Event::Log { vertex, stream, data: data.into() })
+    at(
+        ms,
+        Event::Log {
+            vertex,
+            stream,
+            data: data.into(),
+        },
+    )
 }
 
 /// The first half of a build: the graph is queued, the base image came
@@ -65,7 +85,13 @@ fn first_half() -> Vec<StampedEvent> {
         queued(CONTEXT, &[]),
         queued(COPY, &[FROM, CONTEXT]),
         queued(RUN, &[COPY]),
-        at(10, Event::VertexCached { vertex: digest(FROM), key: digest("key") }),
+        at(
+            10,
+            Event::VertexCached {
+                vertex: digest(FROM),
+                key: digest("key"),
+            },
+        ),
         started(10, CONTEXT),
         completed(70, CONTEXT, 60),
         started(70, COPY),
@@ -81,10 +107,21 @@ fn second_half() -> Vec<StampedEvent> {
     let error = "process `/bin/sh -c make` exited with status 2".to_string();
     vec![
         log(900, RUN, "make: *** [app] Error 2\n"),
-        at(1000, Event::VertexFailed { vertex, error, duration_ms: 900 }),
         at(
             1000,
-            Event::BuildFinished { success: false, error: None, duration_ms: 1000 },
+            Event::VertexFailed {
+                vertex,
+                error,
+                duration_ms: 900,
+            },
+        ),
+        at(
+            1000,
+            Event::BuildFinished {
+                success: false,
+                error: None,
+                duration_ms: 1000,
+            },
         ),
     ]
 }
@@ -97,7 +134,7 @@ fn harness(view: BuildView) -> Harness<'static, BuildView> {
 
 /// The DAG node of a step: a button labelled with the step's name whose
 /// value is its state. The details panel repeats names as plain labels.
-fn node<'h>(harness: &'h Harness<'_, BuildView>, name: &str) -> egui_kittest::Node<'h> {
+fn node<'h>(harness: &'h Harness<'_, BuildView>, name: &'h str) -> egui_kittest::Node<'h> {
     harness.get_by_role_and_label(Role::Button, name)
 }
 
@@ -117,7 +154,11 @@ fn recorded_build_shows_every_step_state() {
     assert_eq!(state_of(&harness, COPY).as_deref(), Some("done"));
     assert_eq!(state_of(&harness, RUN).as_deref(), Some("failed"));
     assert!(harness.query_by_label("Failed after 1.0s").is_some());
-    assert!(harness.query_by_label("4/4 steps · 0 running · 1 cached · 1 failed").is_some());
+    assert!(
+        harness
+            .query_by_label("4/4 steps · 0 running · 1 cached · 1 failed")
+            .is_some()
+    );
 }
 
 #[test]
@@ -153,7 +194,11 @@ fn live_view_follows_running_step() {
     harness.run();
     let run = digest(RUN).to_string();
     assert_eq!(harness.state().selected(), Some(run.as_str()));
-    assert!(harness.query_by_label_contains("cc -o app main.c").is_some());
+    assert!(
+        harness
+            .query_by_label_contains("cc -o app main.c")
+            .is_some()
+    );
 }
 
 #[test]
@@ -168,9 +213,19 @@ fn clicking_node_selects_it_and_shows_log() {
     harness.run();
     let run = digest(RUN).to_string();
     assert_eq!(harness.state().selected(), Some(run.as_str()));
-    assert_eq!(node(&harness, RUN).accesskit_node().is_selected(), Some(true));
-    assert!(harness.query_by_label_contains("make: *** [app] Error 2").is_some());
-    assert!(harness.query_by_label_contains("exited with status 2").is_some());
+    // egui reports a selected widget as a pressed toggle button.
+    let toggled = node(&harness, RUN).accesskit_node().toggled();
+    assert_eq!(toggled, Some(Toggled::True));
+    assert!(
+        harness
+            .query_by_label_contains("make: *** [app] Error 2")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label_contains("exited with status 2")
+            .is_some()
+    );
 
     node(&harness, COPY).click();
     harness.run();
