@@ -47,7 +47,7 @@ pub fn check_display(command: &str) -> anyhow::Result<()> {
     )
 }
 
-fn window_error(error: strata_ui_native::Error) -> anyhow::Error {
+fn window_error(error: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!(
         "Failed to open the build window: {error}; check that `DISPLAY` names a running X server with OpenGL"
     )
@@ -60,7 +60,9 @@ fn short_id(id: &str) -> &str {
 /// The window `strata build --ui` opens, running on its own thread while
 /// the build keeps the async runtime.
 pub struct BuildWindow {
-    thread: JoinHandle<Result<(), strata_ui_native::Error>>,
+    /// The window's outcome; eframe's error is not `Send`, so it crosses
+    /// threads as text.
+    thread: JoinHandle<Result<(), String>>,
 }
 
 /// Opens the live window for a build titled `title` and passes `events` on
@@ -82,7 +84,7 @@ pub fn open_build_window(
     });
     let thread = std::thread::Builder::new()
         .name("strata-window".into())
-        .spawn(move || strata_ui_native::run_live(&title, feed))
+        .spawn(move || strata_ui_native::run_live(&title, feed).map_err(|error| error.to_string()))
         .context("Failed to start the build window's thread")?;
     Ok((forwarded, BuildWindow { thread }))
 }
