@@ -7,8 +7,8 @@ use crate::logs::StepLogs;
 use chrono::{DateTime, Utc};
 use eframe::egui;
 use std::sync::mpsc::{Receiver, TryRecvError};
-use strata_solver::{Event, StampedEvent};
-use strata_ui_model::{DagModel, Layout, LayoutOptions, Waterfall, layout, waterfall};
+use strata_solver::{EVENT_FORMAT_VERSION, Event, StampedEvent};
+use strata_ui_model::{DagModel, Layout, LayoutOptions, NodeState, Waterfall, layout, waterfall};
 
 /// One build as the native view shows it.
 pub struct BuildView {
@@ -121,7 +121,10 @@ impl BuildView {
             self.layout = layout(&self.model, &LayoutOptions::default(), Some(&self.layout));
             self.laid_out_nodes = self.model.nodes.len();
         }
-        if self.timeline.len() != self.waterfall_events {
+        if self.is_running() && self.model.counts().running > 0 {
+            self.waterfall = waterfall(&self.timeline_until_now());
+            self.waterfall_events = 0;
+        } else if self.timeline.len() != self.waterfall_events {
             self.waterfall = waterfall(&self.timeline);
             self.waterfall_events = self.timeline.len();
         }
@@ -130,6 +133,36 @@ impl BuildView {
         {
             self.selected = Some(running.id.clone());
         }
+    }
+
+    /// The timeline with running steps ended now. The waterfall places a
+    /// step without an end as if it took no time, so running steps would
+    /// share a lane and hide each other.
+    fn timeline_until_now(&self) -> Vec<StampedEvent> {
+        let now = Utc::now();
+        let mut timeline = self.timeline.clone();
+        for stamped in &self.timeline {
+            let Event::VertexStarted { vertex } = &stamped.event else {
+                continue;
+            };
+            let running = self
+                .model
+                .node(vertex.as_str())
+                .is_some_and(|node| node.state == NodeState::Running);
+            if running {
+                let event = Event::VertexCompleted {
+                    vertex: vertex.clone(),
+                    key: None,
+                    duration_ms: (now - stamped.time).num_milliseconds().max(0) as u64,
+                };
+                timeline.push(StampedEvent {
+                    v: EVENT_FORMAT_VERSION,
+                    time: now,
+                    event,
+                });
+            }
+        }
+        timeline
     }
 
     /// The model the view draws.
@@ -176,10 +209,12 @@ impl BuildView {
             .default_size(180.0)
             .min_size(80.0)
             .show(ui, |ui| self.waterfall_ui(ui));
+        // Long log lines would otherwise widen the panel over the DAG.
+        let max_details = (ui.available_width() * 0.45).max(200.0);
         egui::Panel::right("strata-details")
             .resizable(true)
             .default_size(380.0)
-            .min_size(200.0)
+            .size_range(200.0..=max_details)
             .show(ui, |ui| self.details_ui(ui));
         egui::CentralPanel::default().show(ui, |ui| self.dag_ui(ui));
         if self.is_running() {

@@ -8,6 +8,7 @@ use eframe::egui::{
 };
 use strata_ui_model::Bar;
 use strata_ui_model::format;
+use strata_ui_model::waterfall::WorkKind;
 
 const LANE_HEIGHT: f32 = 18.0;
 const LANE_GAP: f32 = 4.0;
@@ -74,12 +75,19 @@ impl BuildView {
             .waterfall
             .split
             .iter()
-            .map(|(kind, ms)| {
-                let kind = format!("{kind:?}").to_lowercase();
-                format!("{kind} {}", format::duration_ms(*ms))
-            })
+            .map(|(kind, ms)| format!("{} {}", kind_name(*kind), format::duration_ms(*ms)))
             .collect();
         parts.join(" · ")
+    }
+}
+
+fn kind_name(kind: WorkKind) -> &'static str {
+    match kind {
+        WorkKind::ContextTransfer => "context",
+        WorkKind::Pull => "pull",
+        WorkKind::Run => "run",
+        WorkKind::FileOp => "file",
+        WorkKind::Export => "export",
     }
 }
 

@@ -257,3 +257,30 @@ fn empty_view_waits_for_steps() {
     assert!(harness.query_by_label("No step has started yet").is_some());
     assert!(harness.query_by_label("Running").is_some());
 }
+
+#[test]
+fn running_steps_get_own_lanes() {
+    let (sender, receiver) = mpsc::channel();
+    let mut harness = harness(BuildView::live("build-1", receiver));
+    let build_id = "build-1".to_string();
+    let events = vec![
+        at(0, Event::BuildStarted { build_id }),
+        queued(FROM, &[]),
+        queued(CONTEXT, &[]),
+        started(10, FROM),
+        started(20, CONTEXT),
+    ];
+    for event in events {
+        sender.send(event).unwrap();
+    }
+    harness.run();
+
+    let from_bar = harness.get_by_label_contains(&format!("{FROM} (")).rect();
+    let context_bar = harness
+        .get_by_label_contains(&format!("{CONTEXT} ("))
+        .rect();
+    assert!(
+        !from_bar.intersects(context_bar),
+        "{from_bar:?} {context_bar:?}"
+    );
+}
