@@ -90,17 +90,28 @@ pub fn open_build_window(
 }
 
 impl BuildWindow {
-    /// Waits until the user closes the window. A window that could not
-    /// open is reported as a warning, because the build itself has run.
+    /// Waits until the user closes the window or presses Ctrl-C. A window
+    /// that could not open is reported as a warning, because the build
+    /// itself has run.
     pub async fn wait(self) {
         if !self.thread.is_finished() {
-            eprintln!("The build has finished; close its window to exit");
+            eprintln!("The build has finished; close its window or press Ctrl-C to exit");
         }
-        let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
-        match joined {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => eprintln!("warning: {}", window_error(error)),
-            Ok(Err(_)) | Err(_) => eprintln!("warning: The build window stopped unexpectedly"),
+        // Polling, rather than joining on a blocking task, leaves nothing
+        // for the runtime to wait for when Ctrl-C returns early: the
+        // window's thread ends with the process.
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        while !self.thread.is_finished() {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+                _ = &mut interrupted => return,
+            }
+        }
+        match self.thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("warning: {}", window_error(error)),
+            Err(_) => eprintln!("warning: The build window stopped unexpectedly"),
         }
     }
 }
