@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,14 +70,16 @@ struct Xvfb {
 }
 
 impl Xvfb {
-    fn start() -> Option<Xvfb> {
+    /// Starts a server; tests that run at once pass different `slot`s
+    /// (0 or 1) so that each gets a display of its own.
+    fn start(slot: u32) -> Option<Xvfb> {
         if !std::path::Path::new("/usr/bin/Xvfb").exists() {
             eprintln!("skipped: `/usr/bin/Xvfb` is missing (Debian package `xvfb`)");
             return None;
         }
         // Display numbers from 150 up, offset by the process id, stay clear
-        // of a desktop's and of parallel test runs.
-        let number = 150 + std::process::id() % 500;
+        // of a desktop's and of other test processes.
+        let number = 150 + (std::process::id() % 250) * 2 + slot;
         let display = format!(":{number}");
         let child = Command::new("/usr/bin/Xvfb")
             .args([
@@ -113,7 +116,7 @@ fn view_opens_window_on_xvfb() {
     let store = TestStore::new();
     let context = context(&[("Dockerfile", TWO_STEPS), ("a.txt", "a\n")]);
     assert_success(&store.build(context.path(), &[]));
-    let Some(xvfb) = Xvfb::start() else {
+    let Some(xvfb) = Xvfb::start(0) else {
         return;
     };
     let mut view = store
@@ -131,4 +134,46 @@ fn view_opens_window_on_xvfb() {
     let _ = view.kill();
     let output = view.wait_with_output().unwrap();
     assert!(exited.is_none(), "strata view exited: {}", stderr(&output));
+}
+
+#[test]
+fn build_ui_runs_build_beside_window() {
+    let store = TestStore::new();
+    let context = context(&[("Dockerfile", TWO_STEPS), ("a.txt", "a\n")]);
+    let Some(xvfb) = Xvfb::start(1) else {
+        return;
+    };
+    let path = context.path().to_str().unwrap();
+    let mut build = store
+        .command()
+        .args(["build", "--ui", "--progress", "plain", path])
+        .env("DISPLAY", &xvfb.display)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The command says so once the build has finished and only the open
+    // window keeps it running.
+    let stderr = BufReader::new(build.stderr.take().unwrap());
+    let mut progress = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let waiting = line.contains("close its window or press Ctrl-C to exit");
+        progress.push(line);
+        if waiting {
+            break;
+        }
+    }
+    let progress = progress.join("\n");
+    assert!(progress.contains("RUN cat /a.txt"), "{progress}");
+    assert!(build.try_wait().unwrap().is_none(), "{progress}");
+
+    let interrupt = Command::new("kill")
+        .args(["-INT", &build.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupt.success());
+    let status = build.wait().unwrap();
+    assert!(status.success(), "{status}\n{progress}");
+    assert_eq!(history_count(&store), 1);
 }
