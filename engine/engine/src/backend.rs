@@ -166,8 +166,7 @@ impl Backend for BuildBackend {
         // A plain path copied from a context mirror is hashed from the
         // mirror's index, so unchanged files are not read again.
         let wildcard = selector.allow_wildcard && selector.path.contains(['*', '?', '[']);
-        let filtered =
-            !selector.include_patterns.is_empty() || !selector.exclude_patterns.is_empty();
+        let filtered = !selector.include_patterns.is_empty() || !selector.exclude_patterns.is_empty();
         if let (Some(snapshot), false, false) = (&input.snapshot, wildcard, filtered) {
             let leases = self.leases.lock().expect("lease list lock");
             let from_index = leases
