@@ -163,6 +163,7 @@ fn inline_cache_in_oci_archive() {
         ctx.path(),
         &["--output", &output, "--cache-to", "type=inline"],
     );
+
     let unpacked = out.path().join("layout");
     std::fs::create_dir(&unpacked).unwrap();
     let status = std::process::Command::new("tar")
@@ -173,6 +174,7 @@ fn inline_cache_in_oci_archive() {
         .status()
         .unwrap();
     assert!(status.success());
+
     let read = |digest: &serde_json::Value| -> serde_json::Value {
         let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
         serde_json::from_slice(&std::fs::read(unpacked.join("blobs/sha256").join(hex)).unwrap())

@@ -498,7 +498,7 @@ impl Engine {
     }
 }
 
-/// What a build hands to its cache exports.
+/// The inputs of a build's cache exports.
 struct ExportedCache<'a> {
     keys: &'a [strata_llb::Digest],
     result: &'a ResultRef,
@@ -510,7 +510,7 @@ struct ExportedCache<'a> {
 
 impl Engine {
     /// Collects the inline cache records when `--cache-to type=inline` is
-    /// given, before the outputs write the image config that holds them.
+    /// given, before the outputs write the image config that contains them.
     async fn inline_cache(
         &self,
         request: &BuildRequest,

@@ -477,11 +477,12 @@ pub(crate) fn remove_mount_points(created: &[PathBuf]) {
     }
 }
 
-/// The directory of a `RUN --mount=type=cache` id, held under its lock so
-/// that no exec writes to it meanwhile. Used to export and import cache
-/// mounts.
+/// The directory of a `RUN --mount=type=cache` id, held under its lock,
+/// for exporting and importing cache mounts. A shared lock keeps out
+/// `locked` and `private` users but not `shared` ones, which hold a shared
+/// lock while their command runs.
 pub struct CacheMountDir {
-    /// The mount's files, as an exec sees them at the mount's target.
+    /// The mount's files, which an exec finds at the mount's target.
     pub files: PathBuf,
     _lock: Flock<std::fs::File>,
 }

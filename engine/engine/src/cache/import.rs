@@ -161,7 +161,7 @@ impl CacheImports {
 
     /// Seeds each cache mount in `ids` that this store has not filled yet
     /// from the first imported cache that contains it. A mount that exists
-    /// in this store is never overwritten, and progress says so.
+    /// in this store is never overwritten, and a progress phase reports it.
     ///
     /// NOTE: seeding happens before the build runs, so a mount is seeded
     /// even when every step that uses it turns out to be cached.
@@ -259,9 +259,9 @@ const IMAGE_CONFIG_MEDIA_TYPES: &[&str] = &[
     "application/vnd.docker.container.image.v1+json",
 ];
 
-/// Reads a cache manifest and its config, or an image and the inline cache
-/// in its config, from a registry; `None` when the reference does not
-/// exist.
+/// Reads a cache manifest and its config from a registry, or an image and
+/// the inline cache in its config. Returns `None` when the reference does
+/// not exist.
 async fn read_registry(
     client: &RegistryClient,
     name: &str,

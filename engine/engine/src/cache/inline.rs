@@ -12,7 +12,7 @@ use strata_exporter::{ConfigExtras, OutputKind, OutputSpec};
 use strata_llb::Digest;
 use strata_store::Store;
 
-/// The image config key that holds the inline cache. BuildKit uses
+/// The image config key that contains the inline cache. BuildKit uses
 /// `moby.buildkit.cache.v0` for its own, incompatible, format.
 pub const INLINE_CACHE_KEY: &str = "strata.cache.v1";
 

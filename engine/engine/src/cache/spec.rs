@@ -180,7 +180,7 @@ impl CacheExport {
 
 /// Rejects the keys an inline cache cannot honour. Like BuildKit's inline
 /// exporter, which its documentation says supports only the `min` mode,
-/// it holds only the steps whose results are layers of the image.
+/// it contains only the steps whose results are layers of the image.
 fn check_inline(flag: &str, text: &str, spec: &CacheExport) -> Result<(), String> {
     if spec.mode == CacheMode::Max {
         return Err(format!(
