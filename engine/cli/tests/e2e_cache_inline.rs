@@ -329,3 +329,56 @@ fn read_mount(
     let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap();
     ((read("seen"), read("owner")), events)
 }
+
+#[test]
+fn image_without_inline_cache_warns() {
+    let registry = TestRegistry::plain();
+    let image = format!("{}/app/plain:v1", registry.host);
+    let output = format!("type=image,name={image},push=true,registry.insecure=true");
+    let ctx = context(&[("Dockerfile", LINEAR)]);
+    build(&TestStore::new(), ctx.path(), &["--output", &output]);
+
+    let second = TestStore::new();
+    let flags = [
+        "--cache-from",
+        &image,
+        "--allow-insecure-registry",
+        &registry.host,
+    ];
+    let events = build(&second, ctx.path(), &flags);
+    let text = warnings(&events).join("\n");
+    assert!(
+        text.contains(&format!("Image `{image}` has no inline cache")),
+        "{text}"
+    );
+    assert!(text.contains("--cache-to type=inline"), "{text}");
+    assert_eq!(ran_steps(&events).len(), 2, "both RUN steps run");
+}
+
+#[test]
+fn cache_mount_seed_failure_warns() {
+    let cache = tempfile::tempdir().unwrap();
+    let to = format!(
+        "type=local,dest={},cache-mounts=true",
+        cache.path().display()
+    );
+    let writer = context(&[("Dockerfile", WRITE_MOUNT)]);
+    build(&TestStore::new(), writer.path(), &["--cache-to", &to]);
+    let config = layout_cache_config(cache.path());
+    let index = config["mounts"][0]["layer"].as_u64().unwrap() as usize;
+    let blob = config["layers"][index]["blob"].as_str().unwrap();
+    let blob_path = cache
+        .path()
+        .join("blobs/sha256")
+        .join(blob.strip_prefix("sha256:").unwrap());
+    std::fs::write(&blob_path, b"not a gzip tar").unwrap();
+
+    // The corrupt blob fails its digest check, and the mount starts empty.
+    let store = TestStore::new();
+    let from = format!("type=local,src={}", cache.path().display());
+    let (seen, events) = read_mount(&store, &from, &[]);
+    let text = warnings(&events).join("\n");
+    assert!(text.contains("Failed to seed cache mount `pkgs`"), "{text}");
+    assert!(text.contains("starting it empty"), "{text}");
+    assert_eq!(seen.0, "missing\n");
+}

@@ -161,3 +161,78 @@ pub fn from_image(manifest: &Manifest, config_bytes: &[u8], name: &str) -> Resul
     cache.check_indexes(name)?;
     Ok(cache)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_exporter::image::{Descriptor, LAYER_GZIP_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+
+    fn manifest(layers: u8) -> Manifest {
+        Manifest {
+            schema_version: 2,
+            media_type: MANIFEST_MEDIA_TYPE.into(),
+            config: Descriptor::new("application/vnd.oci.image.config.v1+json", digest(0), 1),
+            layers: (1..=layers)
+                .map(|n| Descriptor::new(LAYER_GZIP_MEDIA_TYPE, digest(n), u64::from(n)))
+                .collect(),
+        }
+    }
+
+    fn digest(n: u8) -> Digest {
+        Digest::of_bytes(&[n])
+    }
+
+    fn config(diff_ids: usize, inline: serde_json::Value) -> Vec<u8> {
+        let ids: Vec<String> = (0..diff_ids)
+            .map(|n| Digest::of_bytes(&[n as u8, 9]).to_string())
+            .collect();
+        let mut config = serde_json::json!({"rootfs": {"type": "layers", "diff_ids": ids}});
+        if !inline.is_null() {
+            config[INLINE_CACHE_KEY] = inline;
+        }
+        serde_json::to_vec(&config).unwrap()
+    }
+
+    #[test]
+    fn from_image_uses_image_layers() {
+        let inline = serde_json::json!({
+            "version": 1,
+            "records": [{"key": digest(7).to_string(), "chain": [0, 1]}]
+        });
+        let cache = from_image(&manifest(2), &config(2, inline), "app").unwrap();
+        assert_eq!(cache.layers.len(), 2);
+        assert_eq!(cache.layers[1].blob, digest(2));
+        assert_eq!(cache.layers[1].diff_id, Digest::of_bytes(&[1, 9]));
+        assert_eq!(cache.records[0].key, digest(7));
+        assert_eq!(cache.chain(&cache.records[0]).len(), 2);
+    }
+
+    #[test]
+    fn from_image_rejects_bad_documents() {
+        let record = |chain: serde_json::Value| {
+            serde_json::json!({
+                "version": 1,
+                "records": [{"key": digest(7).to_string(), "chain": chain}]
+            })
+        };
+        let cases = [
+            (config(2, serde_json::Value::Null), "has no inline cache"),
+            (
+                config(1, record(serde_json::json!([0]))),
+                "lists 2 layers but 1 diff ids",
+            ),
+            (
+                config(2, record(serde_json::json!([0, 5]))),
+                "names a layer past the 2 listed",
+            ),
+            (
+                config(2, serde_json::json!({"version": 9, "records": []})),
+                "format version 9",
+            ),
+        ];
+        for (bytes, needle) in cases {
+            let error = from_image(&manifest(2), &bytes, "app").unwrap_err();
+            assert!(format!("{error:#}").contains(needle), "{needle}: {error:#}");
+        }
+    }
+}
