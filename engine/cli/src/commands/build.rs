@@ -80,10 +80,10 @@ pub struct BuildArgs {
     /// Reach registry `HOST[:PORT]` over plain HTTP; only loopback hosts are accepted (repeatable)
     #[arg(long = "allow-insecure-registry", value_name = "HOST")]
     pub allow_insecure_registry: Vec<String>,
-    /// Cache export, such as `type=local,dest=DIR` or `type=registry,ref=REF,mode=max` (repeatable)
+    /// Cache export, such as `type=local,dest=DIR`, `type=registry,ref=REF,mode=max` or `type=inline`; `cache-mounts=true` adds the contents of cache mounts (repeatable)
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
-    /// Cache import, such as `type=local,src=DIR` or `type=registry,ref=REF` (repeatable)
+    /// Cache import, such as `type=local,src=DIR`, `type=registry,ref=REF`, or an image REF built with `--cache-to type=inline` (repeatable)
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
     /// Show the build in a window (step graph, waterfall, logs); the command exits once the build has finished and the window is closed
