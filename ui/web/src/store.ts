@@ -29,6 +29,8 @@ export class LiveStore {
   warnings: Warning[] = [];
   /** Increases on every applied frame. */
   version = 0;
+  /** Increases whenever `nodes` gets a new or replaced node, so the graph can skip frames that only add log lines. */
+  nodesVersion = 0;
   /**
    * True while `enqueue`d frames are applied, inside an animation frame
    * callback or, in a hidden tab, the fallback timer.
@@ -97,6 +99,7 @@ export class LiveStore {
         this.buildId = message.model.build_id;
         this.finished = message.model.finished;
         for (const node of message.model.nodes) this.nodes.set(node.id, node);
+        this.nodesVersion += 1;
         this.layout = message.layout;
         this.counts = message.counts;
         break;
@@ -105,6 +108,7 @@ export class LiveStore {
         break;
       case 'node':
         this.nodes.set(message.node.id, message.node);
+        this.nodesVersion += 1;
         break;
       case 'layout':
         this.layout = message.layout;
@@ -166,6 +170,7 @@ export class LiveStore {
 
   private reset(): void {
     this.nodes = new Map();
+    this.nodesVersion += 1;
     this.layout = { nodes: [], edges: [], width: 0, height: 0 };
     this.counts = EMPTY_COUNTS;
     this.logs = new Map();

@@ -28,7 +28,7 @@ interface View {
   scale: number;
 }
 
-const NodeView = memo(function NodeView(props: {
+export const NodeView = memo(function NodeView(props: {
   node: DagNode | undefined;
   box: NodeBox;
   selected: boolean;
@@ -118,10 +118,15 @@ function fitView(layout: Layout, width: number, height: number): View {
   return { x: (width - layout.width * scale) / 2, y: 20, scale };
 }
 
-export function DagView(props: {
+/**
+ * The graph canvas with its toolbar. It is memoized, so a frame that only
+ * adds log lines does not render it: pass `nodesVersion` from the store,
+ * which changes whenever a node in `nodes` is replaced.
+ */
+export const DagView = memo(function DagView(props: {
   layout: Layout;
   nodes: Map<string, DagNode>;
-  version: number;
+  nodesVersion: number;
   selected: string | null;
   onSelect: (id: string) => void;
 }) {
@@ -161,7 +166,7 @@ export function DagView(props: {
       if (node.state === 'running' && (!latest || (node.started_ms ?? 0) > (latest.started_ms ?? 0))) latest = node;
     }
     return latest?.id;
-  }, [props.version]);
+  }, [nodes, props.nodesVersion]);
 
   useEffect(() => {
     const element = host.current;
@@ -231,7 +236,7 @@ export function DagView(props: {
       </div>
     </div>
   );
-}
+});
 
 /** Details of one step: instruction, Dockerfile line, cache key, error, and why it ran. */
 export function NodePanel(props: { node: DagNode; onClose: () => void; children?: preact.ComponentChildren }) {
