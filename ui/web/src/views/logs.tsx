@@ -7,7 +7,7 @@
 // elements are keyed by their slot in the window, not by line number. At
 // 10,000 lines per second the whole window changes every frame, and this
 // way Preact rewrites the text of the same elements instead of removing and
-// creating them, and the compositor sees one moving transform instead of
+// creating them, and the compositor updates one transform instead of
 // one per line. The stderr mark is a CSS ::before, so each line is one
 // element with one text node.
 

@@ -79,7 +79,7 @@ describe('LogView', () => {
     host.remove();
   });
 
-  const shown = () => [...host.querySelectorAll('.log-line')].map((line) => line.textContent);
+  const renderedTexts = () => [...host.querySelectorAll('.log-line')].map((line) => line.textContent);
 
   it('renders the last lines while it follows the end', () => {
     const lines = makeLines(1000);
@@ -87,7 +87,7 @@ describe('LogView', () => {
     // happy-dom does no layout, so the view keeps its default height of 300 px.
     const { first, last } = logWindow(1000, 1000 * LINE_HEIGHT - 300, 300);
     expect(last).toBe(1000);
-    expect(shown()).toEqual(lines.slice(first, last).map((l) => l.text));
+    expect(renderedTexts()).toEqual(lines.slice(first, last).map((l) => l.text));
     const window = host.querySelector<HTMLElement>('.log-window')!;
     expect(window.style.transform).toBe(`translateY(${first * LINE_HEIGHT}px)`);
     const spacer = host.querySelector<HTMLElement>('.log-spacer')!;
@@ -97,7 +97,7 @@ describe('LogView', () => {
   it('marks stderr lines', () => {
     const lines = makeLines(20);
     act(() => render(<LogView lines={lines} version={1} />, host));
-    expect(shown()).toHaveLength(20);
+    expect(renderedTexts()).toHaveLength(20);
     const marked = [...host.querySelectorAll('.log-line.stderr')].map((line) => line.textContent);
     expect(marked).toEqual(['line 0', 'line 10']);
   });
