@@ -112,6 +112,26 @@ describe('DagView', () => {
     expect(host.querySelector(`[data-node-id="${id(3)}"] rect`)!.getAttribute('fill')).toBe('#3b82f6');
   });
 
+  it('follows the running step', () => {
+    const store = startBuild(10);
+    mount(store);
+    const follow = host.querySelector<HTMLInputElement>('input[type="checkbox"]')!;
+    act(() => {
+      follow.checked = true;
+      follow.dispatchEvent(new Event('change', { bubbles: true }));
+    });
+    store.apply([{ type: 'node', node: { ...node(7, 'running'), started_ms: 70 } }]);
+    act(() => render(view(store), host));
+
+    // happy-dom has no layout, so the canvas is 0 x 0 and centring a box
+    // puts its centre at the origin: the translation is minus the centre
+    // times the scale.
+    const world = host.querySelector<HTMLElement>('.dag-world')!.style.transform;
+    const [, x, y, scale] = /translate\((.+)px, (.+)px\) scale\((.+)\)/.exec(world)!.map(Number);
+    expect(x).toBeCloseTo(-110 * scale);
+    expect(y).toBeCloseTo(-(7 * 60 + 22) * scale);
+  });
+
   it('skips the graph for frames with only log lines', () => {
     const store = startBuild(10);
     mount(store);
