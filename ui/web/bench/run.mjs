@@ -5,12 +5,14 @@
 // so the numbers measure rendering, not the network or the engine.
 //
 // Run: npm run build && node bench/run.mjs   (prints a Markdown table)
-// BENCH_DIST=DIR measures the UI built into DIR instead of dist.
+// BENCH_DIST=DIR measures the UI built into DIR (relative to ui/web) instead
+// of dist.
 // BENCH_TRACE=FILE also records a Chromium performance trace of the run
 // into FILE (open it in DevTools' Performance panel) and prints the main
 // thread's time per activity.
 import { spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { launch } from '../tests/e2e/browser.mjs';
 import { startTrace } from './trace.mjs';
 
@@ -21,7 +23,11 @@ const PORT = 47000 + Math.floor(Math.random() * 1000);
 
 // BENCH_DIST serves another build of the UI, such as a baseline to compare with.
 const DIST = process.env.BENCH_DIST ?? 'dist';
-const preview = spawn('npx', ['vite', 'preview', '--outDir', DIST, '--port', String(PORT), '--strictPort'], {
+// Vite runs in this Node directly, not through npx, so that `preview.kill()`
+// stops the server itself: killing npx left the server running.
+const VITE = fileURLToPath(new URL('../node_modules/vite/bin/vite.js', import.meta.url));
+const preview = spawn(process.execPath, [VITE, 'preview', '--outDir', DIST, '--port', String(PORT), '--strictPort'], {
+  cwd: fileURLToPath(new URL('..', import.meta.url)),
   stdio: 'ignore',
 });
 // Waits for the preview server, which takes seconds to start on a loaded machine.
