@@ -461,12 +461,79 @@ fn named_contexts_replace_stages_and_images() {
     for (value, needle) in [
         ("nonsense", "`nonsense`"),
         ("x=/no/such/dir", "`/no/such/dir`"),
-        ("x=oci-layout:///tmp/l", "`oci-layout://`"),
+        ("x=git://example.invalid/r", "`git://`"),
     ] {
         let output = store.build(ctx.path(), &["--build-context", value]);
         assert!(!output.status.success(), "{value} was accepted");
         assert!(stderr(&output).contains(needle), "{}", stderr(&output));
     }
+}
+
+#[test]
+fn oci_layout_context_serves_as_base_image() {
+    let store = TestStore::new();
+    // An OCI archive from one build, unpacked into a layout directory.
+    let base = context(&[(
+        "Dockerfile",
+        "FROM busybox\nRUN echo from-layout > /marker\n",
+    )]);
+    let out = tempfile::tempdir_in("/var/tmp").unwrap();
+    let archive = out.path().join("base.tar");
+    let dest = format!("type=oci,dest={},name=app:v1", archive.display());
+    assert_success(&store.build(base.path(), &["-o", &dest]));
+    let layout = out.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+
+    let ctx = context(&[("Dockerfile", "FROM base\nRUN cat /marker > /seen\n")]);
+    for suffix in ["", ":v1"] {
+        let value = format!("base=oci-layout://{}{suffix}", layout.display());
+        let dir = build_local(&store, ctx.path(), &["--build-context", &value]);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("seen")).unwrap(),
+            "from-layout\n"
+        );
+    }
+
+    let not_layout = format!("base=oci-layout://{}", out.path().display());
+    let wrong_tag = format!("base=oci-layout://{}:v2", layout.display());
+    for (value, needle) in [
+        (not_layout.as_str(), "is not an OCI image layout"),
+        (wrong_tag.as_str(), "no image tagged `v2`; it has tags `v1`"),
+        ("base=oci-layout:///tmp@sha256:zz", "is not a sha256 digest"),
+    ] {
+        let output = store.build(ctx.path(), &["--build-context", value]);
+        assert!(!output.status.success(), "{value} was accepted");
+        assert!(stderr(&output).contains(needle), "{}", stderr(&output));
+    }
+
+    // A corrupt layer is refused rather than unpacked.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.join("blobs/sha256").join(&manifest[7..])).unwrap(),
+    )
+    .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let last = layers.last().unwrap()["digest"].as_str().unwrap();
+    std::fs::write(layout.join("blobs/sha256").join(&last[7..]), b"garbage").unwrap();
+    let fresh = TestStore::new();
+    let value = format!("base=oci-layout://{}", layout.display());
+    let output = fresh.build(ctx.path(), &["--build-context", &value]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("is corrupt"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ use strata_solver::{
 };
 use strata_source::StoreImageResolver;
 use strata_source::watch::ContextChanges;
+use strata_store::Store;
 use tokio_util::sync::CancellationToken;
 
 /// The source of the Dockerfile.
@@ -333,7 +334,7 @@ impl Engine {
         let (name, text) = read_dockerfile(request)?;
         let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
         let options_file = name.clone();
-        let options = convert_options(request, name)?;
+        let options = convert_options(request, name, &self.store)?;
         let resolver = StoreImageResolver {
             store: self.store.clone(),
             registry: Some(registry_client(request)?),
@@ -366,7 +367,7 @@ impl Engine {
     ) -> Result<CheckReport, BuildError> {
         let (name, text) = read_dockerfile(request)?;
         let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
-        let options = convert_options(request, name)?;
+        let options = convert_options(request, name, &self.store)?;
         let resolver = StoreImageResolver {
             store: self.store.clone(),
             registry: Some(registry_client(request)?),
@@ -773,17 +774,22 @@ fn explain_against_previous(
         .collect()
 }
 
-fn convert_options(request: &BuildRequest, name: String) -> Result<ConvertOptions, BuildError> {
+fn convert_options(
+    request: &BuildRequest,
+    name: String,
+    store: &Store,
+) -> Result<ConvertOptions, BuildError> {
+    let platform = request.platform.clone().unwrap_or_else(Platform::host);
     Ok(ConvertOptions {
         dockerfile_name: name,
         build_args: request.build_args.clone(),
         target: request.target.clone(),
-        platform: request.platform.clone().unwrap_or_else(Platform::host),
+        named_contexts: crate::contexts::parse_all(&request.named_contexts, store, &platform)?,
+        platform,
         context_name: "context".into(),
         excludes: read_dockerignore(request)?.patterns().to_vec(),
         no_cache: request.no_cache,
         no_cache_filter: request.no_cache_filter.clone(),
-        named_contexts: crate::contexts::parse_all(&request.named_contexts)?,
     })
 }
 

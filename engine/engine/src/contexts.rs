@@ -1,16 +1,71 @@
 //! Named build contexts (`--build-context NAME=VALUE`): a directory served
-//! as a `local://` source, or an image reference.
+//! as a `local://` source, an image reference, or an image of an OCI image
+//! layout directory, which is read into the store before conversion.
 
 use crate::backend::LocalDir;
 use crate::build::{BuildError, read_ignore_file};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use strata_dockerfile::convert::NamedContext;
+use strata_llb::{Digest, Platform};
+use strata_registry::layout::{LayoutSelector, import_layout};
+use strata_store::Store;
 
 /// What one `--build-context` value stands for.
 enum Value {
     Dir(PathBuf),
     Image(String),
+    OciLayout(PathBuf, LayoutSelector),
+}
+
+/// Splits `DIR[:TAG][@sha256:DIGEST]` of an `oci-layout://` value. A colon
+/// counts as a tag only in the last path component.
+fn parse_layout(name: &str, value: &str, rest: &str) -> Result<Value, BuildError> {
+    let invalid = |why: &str| {
+        BuildError::Input(format!(
+            "Invalid build context `{name}={value}`: {why}; write `oci-layout://DIR[:TAG][@sha256:DIGEST]`"
+        ))
+    };
+    let (path, selector) = match rest.rsplit_once('@') {
+        Some((path, digest)) => {
+            let digest: Digest = digest
+                .parse()
+                .map_err(|_| invalid(&format!("`{digest}` is not a sha256 digest")))?;
+            (path, LayoutSelector::Digest(digest))
+        }
+        None => {
+            let last = rest.rsplit('/').next().unwrap_or(rest);
+            match last.rsplit_once(':') {
+                Some((_, tag)) if !tag.is_empty() => (
+                    &rest[..rest.len() - tag.len() - 1],
+                    LayoutSelector::Tag(tag.to_string()),
+                ),
+                _ => (rest, LayoutSelector::Only),
+            }
+        }
+    };
+    if path.is_empty() {
+        return Err(invalid("the directory is missing"));
+    }
+    let dir = PathBuf::from(path);
+    if !dir.is_dir() {
+        return Err(BuildError::Input(format!(
+            "Build context `{name}` names `{path}`, which is not a directory: pass the directory \
+             of an OCI image layout"
+        )));
+    }
+    Ok(Value::OciLayout(dir, selector))
+}
+
+/// The store name of the image a layout context stands for: one per
+/// directory and selector, so two layouts never replace each other.
+fn layout_image_name(dir: &std::path::Path, selector: &LayoutSelector) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let key = format!("{}\0{selector:?}", dir.display());
+    let hash = Digest::of_bytes(key.as_bytes());
+    // Stored under its normalized name, which the image resolver looks up.
+    let name = format!("strata-oci-layout/{}:latest", &hash.hex()[..24]);
+    strata_dockerfile::convert::normalize_reference(&name).unwrap_or(name)
 }
 
 /// The `local://` source name of the directory context `name`; it cannot
@@ -37,10 +92,13 @@ fn parse(name: &str, value: &str) -> Result<Value, BuildError> {
         }
         return Ok(Value::Image(reference.to_string()));
     }
+    if let Some(rest) = value.strip_prefix("oci-layout://") {
+        return parse_layout(name, value, rest);
+    }
     if let Some((scheme, _)) = value.split_once("://") {
         return Err(BuildError::Input(format!(
             "Build context `{name}={value}` uses `{scheme}://`, which Strata does not read: \
-             pass a directory or `docker-image://REF`"
+             pass a directory, `docker-image://REF` or `oci-layout://DIR`"
         )));
     }
     let dir = PathBuf::from(value);
@@ -53,9 +111,12 @@ fn parse(name: &str, value: &str) -> Result<Value, BuildError> {
     Ok(Value::Dir(dir))
 }
 
-/// The named contexts as the Dockerfile conversion takes them.
+/// The named contexts as the Dockerfile conversion takes them. Images of
+/// OCI layouts are read into `store` for `platform` here.
 pub(crate) fn parse_all(
     contexts: &BTreeMap<String, String>,
+    store: &Store,
+    platform: &Platform,
 ) -> Result<BTreeMap<String, NamedContext>, BuildError> {
     contexts
         .iter()
@@ -65,6 +126,12 @@ pub(crate) fn parse_all(
                     source: source_name(name),
                 },
                 Value::Image(reference) => NamedContext::Image(reference),
+                Value::OciLayout(dir, selector) => {
+                    let image = layout_image_name(&dir, &selector);
+                    import_layout(store, &dir, &selector, platform, &image)
+                        .map_err(|e| BuildError::Input(format!("Build context `{name}`: {e:#}")))?;
+                    NamedContext::Image(image)
+                }
             };
             Ok((name.clone(), context))
         })

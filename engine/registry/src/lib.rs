@@ -9,6 +9,7 @@
 pub mod auth;
 mod blob;
 pub mod client;
+pub mod layout;
 pub mod manifest;
 pub mod pull;
 pub mod reference;
