@@ -9,8 +9,9 @@
 # `cargo install tauri-driver --locked`, and the Debian packages xvfb,
 # xauth, webkit2gtk-driver, busybox-static and libwebkit2gtk-4.1-dev
 # (`installer/setup.sh --test` installs them all). Set
-# STRATA_BUNDLE_PROFILE=release for a release bundle; the default debug
-# bundle shares the compiled engine crates with `cargo test`.
+# STRATA_BUNDLE_PROFILE=release for a release bundle. The default debug
+# bundle reuses the dependencies `cargo test` compiled whose features
+# match, where a release bundle compiles everything again.
 set -eu
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
