@@ -82,7 +82,7 @@ pub fn run() {
                 .map(PathBuf::from)
                 .or_else(|| app.path().resource_dir().ok().map(|d| d.join("demos")))
                 .filter(|dir| dir.is_dir());
-            let backend = open_backend(demos);
+            let backend = open_backend(None, demos);
             if let Err(error) = &backend {
                 tracing::error!("failed to open the Strata engine: {}", error.message);
             }
@@ -100,11 +100,15 @@ pub fn run() {
     }
 }
 
-/// Opens the engine; a failure becomes the error every request returns,
-/// so the page can show it instead of a blank window.
-pub fn open_backend(demos: Option<PathBuf>) -> Result<Arc<Backend>, ApiError> {
+/// Opens the engine on `root`, or on `$STRATA_ROOT` or the default store
+/// when `None`. A failure becomes the error every request returns, so the
+/// page can show it instead of a blank window.
+pub fn open_backend(
+    root: Option<PathBuf>,
+    demos: Option<PathBuf>,
+) -> Result<Arc<Backend>, ApiError> {
     let options = EngineOptions {
-        root: None,
+        root,
         max_parallel: None,
     };
     let engine = Engine::open(options).map_err(|e| {

@@ -58,8 +58,7 @@ echo "webdriver: installing $deb"
 dpkg -i "$deb"
 app=/usr/bin/strata-workbench
 [ -x "$app" ] || fail "\`$app\` is missing after \`dpkg -i\`"
-[ -f /usr/lib/strata-workbench/demos/hello/Dockerfile ] ||
-    [ -n "$(find /usr/lib -path '*demos/hello/Dockerfile' 2>/dev/null | head -n 1)" ] ||
+dpkg -L strata-workbench | grep -q '/demos/hello/Dockerfile$' ||
     fail "The .deb does not contain the bundled demos"
 
 echo "webdriver: preparing a store with busybox:latest"
