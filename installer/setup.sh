@@ -15,8 +15,9 @@ Usage: sudo installer/setup.sh [OPTIONS]
 
 Options:
   --test            Also install the packages the test suite needs (and the
-                    build packages even with --no-build), and the web UI's
-                    npm dependencies
+                    build packages even with --no-build), the npm
+                    dependencies of the web UI and the Tauri CLI, and
+                    `tauri-driver` for the desktop app's WebDriver test
   --no-packages     Skip apt-get update and apt-get install
   --no-build        Skip `cargo build --release -p strata-cli`
   --no-import       Build the rootfs tarballs but do not import them
@@ -50,6 +51,13 @@ TEST_PACKAGES=(
     # tests open them on Xvfb with Mesa's software renderer.
     xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1
     libxrandr2 libxi6
+)
+# The desktop app (src-tauri) compiles against WebKitGTK; its WebDriver
+# test (tests/webdriver/run.sh) runs it under Xvfb through Debian's
+# WebKitWebDriver.
+DESKTOP_TEST_PACKAGES=(
+    libwebkit2gtk-4.1-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev librsvg2-dev
+    libayatana-appindicator3-dev xvfb xauth webkit2gtk-driver
 )
 # The web UI's tests need Node 20 or newer and npm; Debian's packages are
 # installed only when either is missing, so a newer Node stays in place.
@@ -85,7 +93,7 @@ install_packages() {
         packages+=("${BUILD_PACKAGES[@]}")
     fi
     if ((with_test)); then
-        packages+=("${TEST_PACKAGES[@]}")
+        packages+=("${TEST_PACKAGES[@]}" "${DESKTOP_TEST_PACKAGES[@]}")
         if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
             packages+=("${NODE_PACKAGES[@]}")
         fi
@@ -183,6 +191,24 @@ install_web_dependencies() {
     ((major >= 20)) || die "Node $(node --version) is too old for the web UI: install Node 20 or newer"
     log "Installing the web UI's npm dependencies with \`npm --prefix ui/web ci\`"
     npm --prefix "$REPO_DIR/ui/web" ci --no-audit --no-fund
+    log "Installing the pinned Tauri CLI with \`npm --prefix installer/tauri ci\`"
+    npm --prefix "$REPO_DIR/installer/tauri" ci --no-audit --no-fund
+}
+
+# Installs tauri-driver, the WebDriver server that starts the desktop app
+# and forwards to WebKitWebDriver. It tries the local crate cache first,
+# so a machine that already downloaded the crates needs no network.
+install_tauri_driver() {
+    local cargo bin
+    cargo="$(find_cargo)" || die "\`cargo\` not found; rerun without --no-build to install Rust"
+    bin="$(dirname "$cargo")/tauri-driver"
+    if [[ -x "$bin" ]] || command -v tauri-driver >/dev/null; then
+        log "tauri-driver is already installed"
+        return 0
+    fi
+    log "Installing tauri-driver with \`cargo install tauri-driver --locked\`"
+    "$cargo" install tauri-driver --locked --offline 2>/dev/null ||
+        "$cargo" install tauri-driver --locked
 }
 
 main() {
@@ -197,7 +223,9 @@ main() {
         build_binary
     fi
     if ((with_test)); then
+        ensure_rust
         install_web_dependencies
+        install_tauri_driver
     fi
 
     mkdir -p "$CACHE_DIR"

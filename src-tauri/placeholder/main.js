@@ -1,6 +1,9 @@
-// Drives the workbench commands through Tauri's global API
-// (`app.withGlobalTauri` in tauri.conf.json).
+// Drives the workbench API through Tauri's global API
+// (`app.withGlobalTauri` in tauri.conf.json) and the app's two commands,
+// `api_request` and `api_subscribe`.
 const { invoke, Channel } = window.__TAURI__.core;
+
+const request = (method, path, body = null) => invoke("api_request", { method, path, body });
 
 const nodes = new Map();
 
@@ -40,10 +43,8 @@ async function build(demo) {
   document.getElementById("nodes").replaceChildren();
   document.getElementById("error").textContent = "";
   document.getElementById("build-status").textContent = "running";
-  const events = new Channel();
-  events.onmessage = onFrame;
   try {
-    const started = await invoke("start_build", { request: { project: demo.path }, events });
+    const started = await request("POST", "/api/builds", { project: demo.path });
     document.getElementById("build-id").textContent = started.build_id;
   } catch (error) {
     document.getElementById("build-status").textContent = "rejected";
@@ -53,7 +54,7 @@ async function build(demo) {
 
 async function listDemos() {
   try {
-    for (const demo of await invoke("demos")) {
+    for (const demo of await request("GET", "/api/demos")) {
       const item = document.createElement("li");
       const button = document.createElement("button");
       button.id = `build-${demo.name}`;
@@ -67,4 +68,7 @@ async function listDemos() {
   }
 }
 
+const events = new Channel();
+events.onmessage = onFrame;
+invoke("api_subscribe", { channel: events }).catch(showError);
 listDemos();

@@ -1,110 +1,69 @@
-//! The Tauri app: one `#[tauri::command]` per [`Workbench`] handler, build
-//! progress over a `tauri::ipc::Channel`, and window setup.
+//! The Tauri app: two commands that carry the workbench API over IPC, and
+//! window setup. `api_request` passes a method, a path and a JSON body to
+//! the shared [`Backend`], as `ui/server` does for HTTP requests, and
+//! rejects with the same `{code, message}` body. `api_subscribe` sends the
+//! event frames of `GET /api/events` on a `tauri::ipc::Channel`.
 
-use crate::commands::Workbench;
-use crate::dto::{
-    Canceled, Demo, HistoryEntry, Layer, LogChunk, OpenRequest, PruneRequest, StartRequest,
-    Started, Status,
-};
-use crate::error::{CommandError, CommandResult};
-use crate::live::FrameSink;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use strata_engine::{Engine, EngineOptions};
-use tauri::ipc::Channel;
+use strata_ui_backend::{ApiError, Backend};
+use tauri::async_runtime::JoinHandle;
+use tauri::ipc::{Channel, InvokeResponseBody};
 use tauri::{Manager, State};
 
 /// Environment variable naming the folder of example projects; the
 /// bundled `demos` resource folder is used when it is unset.
 const DEMOS_ENV: &str = "STRATA_DEMOS";
 
-/// The workbench, or why the engine could not be opened, which every
-/// command then returns.
-struct AppState(Result<Arc<Workbench>, CommandError>);
+/// The backend, or why the engine could not be opened, which every
+/// request then returns.
+struct AppState {
+    backend: Result<Arc<Backend>, ApiError>,
+    /// The task that forwards frames to the page's channel. The app has
+    /// one window, so a new subscription (after a page reload) replaces
+    /// the previous one.
+    forwarder: Mutex<Option<JoinHandle<()>>>,
+}
 
 impl AppState {
-    fn get(&self) -> CommandResult<Arc<Workbench>> {
-        self.0.clone()
+    fn backend(&self) -> Result<Arc<Backend>, ApiError> {
+        self.backend.clone()
     }
 }
 
 #[tauri::command]
-async fn status(state: State<'_, AppState>) -> CommandResult<Status> {
-    state.get()?.status().await
-}
-
-#[tauri::command]
-async fn demos(state: State<'_, AppState>) -> CommandResult<Vec<Demo>> {
-    state.get()?.demos().await
-}
-
-#[tauri::command]
-async fn open_project(state: State<'_, AppState>, request: OpenRequest) -> CommandResult<Value> {
-    state.get()?.open_project(request).await
-}
-
-#[tauri::command]
-async fn start_build(
+async fn api_request(
     state: State<'_, AppState>,
-    request: StartRequest,
-    events: Channel<Value>,
-) -> CommandResult<Started> {
-    let frames: FrameSink = Arc::new(move |frame| {
-        if let Err(error) = events.send(frame) {
-            tracing::warn!("failed to send a build frame to the page: {error}");
+    method: String,
+    path: String,
+    body: Option<Value>,
+) -> Result<Value, ApiError> {
+    state.backend()?.request(&method, &path, body).await
+}
+
+#[tauri::command]
+fn api_subscribe(state: State<'_, AppState>, channel: Channel) -> Result<(), ApiError> {
+    let mut frames = state.backend()?.subscribe();
+    let task = tauri::async_runtime::spawn(async move {
+        loop {
+            let frame = frames.next().await;
+            if let Err(error) = channel.send(InvokeResponseBody::Json(frame)) {
+                tracing::warn!("stopped sending build frames to the page: {error}");
+                return;
+            }
         }
     });
-    state.get()?.start_build(request, frames).await
-}
-
-#[tauri::command]
-fn cancel_build(state: State<'_, AppState>) -> CommandResult<Canceled> {
-    state.get()?.cancel_build()
-}
-
-#[tauri::command]
-fn live_snapshot(state: State<'_, AppState>) -> CommandResult<Value> {
-    Ok(state.get()?.live_snapshot())
-}
-
-#[tauri::command]
-async fn history(state: State<'_, AppState>) -> CommandResult<Vec<HistoryEntry>> {
-    state.get()?.history().await
-}
-
-#[tauri::command]
-async fn history_inspect(state: State<'_, AppState>, id: String) -> CommandResult<Value> {
-    state.get()?.history_inspect(id).await
-}
-
-#[tauri::command]
-async fn history_explain(state: State<'_, AppState>, id: String) -> CommandResult<Value> {
-    state.get()?.history_explain(id).await
-}
-
-#[tauri::command]
-async fn history_logs(
-    state: State<'_, AppState>,
-    id: String,
-    vertex: Option<String>,
-) -> CommandResult<Vec<LogChunk>> {
-    state.get()?.history_logs(id, vertex).await
-}
-
-#[tauri::command]
-async fn history_layers(state: State<'_, AppState>, id: String) -> CommandResult<Vec<Layer>> {
-    state.get()?.history_layers(id).await
-}
-
-#[tauri::command]
-async fn cache_du(state: State<'_, AppState>) -> CommandResult<Value> {
-    state.get()?.cache_du().await
-}
-
-#[tauri::command]
-async fn cache_prune(state: State<'_, AppState>, request: PruneRequest) -> CommandResult<Value> {
-    state.get()?.cache_prune(request).await
+    let previous = state
+        .forwarder
+        .lock()
+        .expect("forwarder lock")
+        .replace(task);
+    if let Some(previous) = previous {
+        previous.abort();
+    }
+    Ok(())
 }
 
 /// Opens the engine on `$STRATA_ROOT` (or the default store) and runs the
@@ -123,28 +82,17 @@ pub fn run() {
                 .map(PathBuf::from)
                 .or_else(|| app.path().resource_dir().ok().map(|d| d.join("demos")))
                 .filter(|dir| dir.is_dir());
-            let workbench = open_workbench(demos);
-            if let Err(error) = &workbench {
+            let backend = open_backend(None, demos);
+            if let Err(error) = &backend {
                 tracing::error!("failed to open the Strata engine: {}", error.message);
             }
-            app.manage(AppState(workbench));
+            app.manage(AppState {
+                backend,
+                forwarder: Mutex::new(None),
+            });
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![
-            status,
-            demos,
-            open_project,
-            start_build,
-            cancel_build,
-            live_snapshot,
-            history,
-            history_inspect,
-            history_explain,
-            history_logs,
-            history_layers,
-            cache_du,
-            cache_prune,
-        ])
+        .invoke_handler(tauri::generate_handler![api_request, api_subscribe])
         .run(tauri::generate_context!());
     if let Err(error) = result {
         tracing::error!("the workbench failed: {error}");
@@ -152,15 +100,25 @@ pub fn run() {
     }
 }
 
-fn open_workbench(demos: Option<PathBuf>) -> CommandResult<Arc<Workbench>> {
+/// Opens the engine on `root`, or on `$STRATA_ROOT` or the default store
+/// when `None`. A failure becomes the error every request returns, so the
+/// page can show it instead of a blank window.
+pub fn open_backend(
+    root: Option<PathBuf>,
+    demos: Option<PathBuf>,
+) -> Result<Arc<Backend>, ApiError> {
     let options = EngineOptions {
-        root: None,
+        root,
         max_parallel: None,
     };
     let engine = Engine::open(options).map_err(|e| {
-        CommandError::environment(format!(
-            "{e:#}: run the workbench as root, or set `STRATA_ROOT` to a store you can write"
-        ))
+        ApiError::new(
+            500,
+            "environment",
+            format!(
+                "{e:#}: run the workbench as root, or set `STRATA_ROOT` to a store you can write"
+            ),
+        )
     })?;
-    Ok(Arc::new(Workbench::new(Arc::new(engine), demos)))
+    Ok(Arc::new(Backend::new(Arc::new(engine), demos)))
 }

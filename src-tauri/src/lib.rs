@@ -1,17 +1,7 @@
-//! The Strata workbench desktop app: a Tauri shell that adapts the
-//! engine's API to commands and channels for the web UI in `ui/web`. It
-//! holds no build logic; every handler in [`commands`] calls the engine,
-//! the store or the build history.
+//! The Strata workbench desktop app: a Tauri shell that carries the
+//! workbench API of `strata-ui-backend` over IPC for the web UI in
+//! `ui/web`. It contains no build or API logic of its own.
 
-pub mod commands;
-pub mod dto;
-pub mod error;
-mod history;
 mod ipc;
-mod live;
-pub mod project;
 
-pub use commands::Workbench;
-pub use error::{CommandError, ErrorCode};
-pub use ipc::run;
-pub use live::FrameSink;
+pub use ipc::{open_backend, run};

@@ -1,14 +1,17 @@
 #!/bin/sh
-# Bundles the workbench as a .deb, installs it with dpkg, checks that it
-# starts under Xvfb, then drives it through tauri-driver and WebKitWebDriver:
-# build the `layers` demo, check the graph's nodes and their states, and
-# save a screenshot to tests/artifacts/workbench-build.png.
+# Builds the web UI, bundles the workbench as a .deb with it, installs the
+# .deb with dpkg, checks that the installed app starts under Xvfb, then
+# drives it through tauri-driver and WebKitWebDriver: build the `layers`
+# demo, check that the graph's nodes end `done`, rebuild, check that they
+# end `cached`, and save screenshots to tests/artifacts/.
 #
-# Needs root, Node.js, the Tauri CLI (`npm ci` in installer/tauri),
-# `cargo install tauri-driver`, and the Debian packages xvfb,
-# webkit2gtk-driver and libwebkit2gtk-4.1-dev. Set
-# STRATA_BUNDLE_PROFILE=release for a release bundle; the default debug
-# bundle reuses the test build's artifacts.
+# Needs root, Node.js 20, the Tauri CLI (`npm ci` in installer/tauri),
+# `cargo install tauri-driver --locked`, and the Debian packages xvfb,
+# xauth, webkit2gtk-driver, busybox-static and libwebkit2gtk-4.1-dev
+# (`installer/setup.sh --test` installs them all). Set
+# STRATA_BUNDLE_PROFILE=release for a release bundle. The default debug
+# bundle reuses the dependencies `cargo test` compiled whose features
+# match, where a release bundle compiles everything again.
 set -eu
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,8 +39,14 @@ command -v tauri-driver >/dev/null || fail "\`tauri-driver\` is missing: run \`c
 command -v WebKitWebDriver >/dev/null || fail "\`WebKitWebDriver\` is missing: install Debian's \`webkit2gtk-driver\`"
 command -v Xvfb >/dev/null || fail "\`Xvfb\` is missing: install Debian's \`xvfb\`"
 
+[ -x /bin/busybox ] || fail "\`/bin/busybox\` is missing: install Debian's \`busybox-static\`"
+
+echo "webdriver: building the web UI"
+[ -d "$repo/ui/web/node_modules" ] || npm --prefix "$repo/ui/web" ci --no-audit --no-fund
+npm --prefix "$repo/ui/web" run build
+
 echo "webdriver: bundling the .deb ($profile)"
-[ -x "$repo/installer/tauri/node_modules/.bin/tauri" ] || (cd "$repo/installer/tauri" && npm ci --no-audit --no-fund)
+[ -x "$repo/installer/tauri/node_modules/.bin/tauri" ] || npm --prefix "$repo/installer/tauri" ci --no-audit --no-fund
 flags="--bundles deb --config ../installer/tauri/linux.conf.json"
 [ "$profile" = debug ] && flags="$flags --debug"
 # shellcheck disable=SC2086 # flags is a word list
@@ -49,8 +58,7 @@ echo "webdriver: installing $deb"
 dpkg -i "$deb"
 app=/usr/bin/strata-workbench
 [ -x "$app" ] || fail "\`$app\` is missing after \`dpkg -i\`"
-[ -f /usr/lib/strata-workbench/demos/hello/Dockerfile ] ||
-    [ -n "$(find /usr/lib -path '*demos/hello/Dockerfile' 2>/dev/null | head -n 1)" ] ||
+dpkg -L strata-workbench | grep -q '/demos/hello/Dockerfile$' ||
     fail "The .deb does not contain the bundled demos"
 
 echo "webdriver: preparing a store with busybox:latest"
@@ -85,8 +93,8 @@ tauri-driver --port 4444 >"$work/driver.log" 2>&1 &
 pids="$pids $!"
 sleep 2
 mkdir -p "$artifacts"
-if ! node "$repo/tests/webdriver/build-demo.mjs" "$app" "$artifacts/workbench-build.png"; then
-    cat "$work/driver.log" >&2
+if ! node "$repo/tests/webdriver/build-demo.mjs" "$app" "$artifacts"; then
+    tail -n 40 "$work/driver.log" >&2
     fail "The WebDriver test failed"
 fi
 echo "webdriver: passed"

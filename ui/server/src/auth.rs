@@ -1,13 +1,13 @@
 //! The session token and the `Origin` check applied to every API request.
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::response;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use rand::RngCore;
 use std::sync::Arc;
+use strata_ui_backend::ApiError;
 
 /// 32 random bytes, hex-encoded.
 pub fn random_token() -> String {
@@ -32,17 +32,15 @@ pub async fn check(State(state): State<Arc<AppState>>, request: Request, next: N
                 "Requests from origin `{origin}` are not allowed: open the workbench at `{}`",
                 state.origin
             );
-            return ApiError::new(StatusCode::FORBIDDEN, "forbidden_origin", message)
-                .into_response();
+            return response(&ApiError::new(403, "forbidden_origin", message));
         }
     }
     if !has_token(&request, &state.token) {
-        return ApiError::new(
-            StatusCode::UNAUTHORIZED,
+        return response(&ApiError::new(
+            401,
             "missing_token",
             "Missing or wrong token: open the address `strata ui` printed, which ends in `?token=...`",
-        )
-        .into_response();
+        ));
     }
     next.run(request).await
 }

@@ -11,11 +11,8 @@ mod api;
 mod assets;
 mod auth;
 mod error;
-mod live;
-mod project;
-mod settings;
 
-pub use error::ApiError;
+pub use strata_ui_backend::ApiError;
 
 use anyhow::Context;
 use axum::Router;
@@ -23,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use strata_engine::Engine;
+use strata_ui_backend::Backend;
 use tokio::net::TcpListener;
 
 /// Settings for [`Server::bind`].
@@ -40,7 +38,7 @@ pub struct ServerOptions {
 
 /// State shared by every request.
 pub struct AppState {
-    pub engine: Arc<Engine>,
+    pub backend: Backend,
     pub token: String,
     /// `http://HOST:PORT` as the browser sees it, for the `Origin` check.
     pub origin: String,
@@ -48,7 +46,6 @@ pub struct AppState {
     /// when bound to a loopback address.
     pub allowed_origins: Vec<String>,
     pub options: ServerOptions,
-    pub live: Arc<live::LiveBuild>,
 }
 
 /// A bound, not yet serving, workbench server.
@@ -70,12 +67,11 @@ impl Server {
             allowed_origins.push(format!("http://localhost:{}", address.port()));
         }
         let state = Arc::new(AppState {
-            engine,
+            backend: Backend::new(engine, options.demos.clone()),
             token,
             origin: format!("http://{address}"),
             allowed_origins,
             options,
-            live: Arc::new(live::LiveBuild::new()),
         });
         Ok(Server { listener, state })
     }

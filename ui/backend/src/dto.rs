@@ -1,12 +1,11 @@
-//! Requests and responses of the commands, in the JSON shapes of the
-//! workbench's HTTP API (`ui/server`), so the web UI reads both the same
-//! way. Field names are snake_case in both.
+//! Request and response bodies of the API. Field names are snake_case, as
+//! the web UI's `src/types.ts` reads them.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// `status`: what the status bar shows.
+/// `GET /api/status`: what the status bar shows.
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
     pub version: String,
@@ -24,7 +23,7 @@ pub struct Features {
     pub watch: bool,
 }
 
-/// `demos`: one bundled example project.
+/// `GET /api/demos`: one example project.
 #[derive(Clone, Debug, Serialize)]
 pub struct Demo {
     pub name: String,
@@ -33,14 +32,15 @@ pub struct Demo {
     pub summary: String,
 }
 
-/// `open_project`.
+/// `POST /api/projects/open`.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OpenRequest {
     /// Absolute path of the project folder.
     pub path: PathBuf,
 }
 
-/// `start_build`: the build parameters the UI collects.
+/// `POST /api/builds`: the build parameters the UI collects.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct StartRequest {
     /// Absolute path of the project folder, used as the build context.
@@ -62,12 +62,7 @@ pub struct Started {
     pub build_id: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Canceled {
-    pub canceled: bool,
-}
-
-/// `history`: one recorded build.
+/// `GET /api/history`: one recorded build.
 #[derive(Clone, Debug, Serialize)]
 pub struct HistoryEntry {
     pub id: String,
@@ -84,7 +79,7 @@ pub struct HistoryEntry {
     pub error: Option<String>,
 }
 
-/// `history_logs`: one chunk of a step's output.
+/// `GET /api/history/{id}/logs`: one chunk of a step's output.
 #[derive(Clone, Debug, Serialize)]
 pub struct LogChunk {
     pub vertex: String,
@@ -92,7 +87,7 @@ pub struct LogChunk {
     pub data: String,
 }
 
-/// `history_layers`: one snapshot of a result's chain, base first.
+/// `GET /api/history/{id}/layers`: one snapshot of a result's chain.
 #[derive(Clone, Debug, Serialize)]
 pub struct Layer {
     pub snapshot: String,
@@ -105,11 +100,37 @@ pub struct Layer {
     pub compressed_size: Option<u64>,
 }
 
-/// `cache_prune`: what a prune deletes; `dry_run` only reports it.
+/// `POST /api/cache/prune`; the texts use the CLI's syntax (`48h`, `10GB`,
+/// `type==regular`).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PruneRequest {
-    #[serde(default)]
-    pub all: bool,
-    #[serde(default)]
     pub dry_run: bool,
+    pub all: bool,
+    pub filters: Vec<String>,
+    pub keep_duration: Option<String>,
+    pub keep_storage: Option<String>,
+    pub min_free_space: Option<String>,
+}
+
+/// `POST /api/cache/pin`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    /// Record id or a unique prefix of it.
+    pub id: String,
+    pub pinned: bool,
+}
+
+/// Query of `GET /api/history/compare`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CompareQuery {
+    pub base: String,
+    pub other: String,
+}
+
+/// Query of `GET /api/history/{id}/logs`.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct LogQuery {
+    pub vertex: Option<String>,
 }

@@ -1,7 +1,8 @@
 //! The build the workbench is running: its view model, its layout, and the
-//! broadcast that feeds every WebSocket.
+//! broadcast that feeds every subscriber (a WebSocket in `ui/server`, an
+//! IPC channel in the desktop app).
 //!
-//! Each WebSocket frame is a JSON array of messages, one per event plus the
+//! Each frame is a JSON array of messages, one per event plus the
 //! view-model changes it caused, so a burst of log lines costs one frame.
 
 use serde_json::{Value, json};
@@ -9,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use strata_engine::{BuildRequest, Engine};
 use strata_solver::{Event, EventSink, StampedEvent};
 use strata_ui_model::{DagModel, Layout, LayoutOptions, layout};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Frames a slow WebSocket may fall behind before it gets a fresh snapshot.
+/// Frames a slow subscriber may fall behind before it gets a fresh snapshot.
 const CHANNEL_FRAMES: usize = 256;
 /// Most events folded into one frame.
 const BATCH_EVENTS: usize = 512;
@@ -163,4 +165,40 @@ fn apply_batch(state: &mut LiveState, batch: &[StampedEvent]) -> String {
         json!({"type": "counts", "counts": state.model.counts(), "finished": state.model.finished}),
     );
     Value::Array(messages).to_string()
+}
+
+/// One subscriber's view of the live build: a snapshot frame, then every
+/// later frame. A subscriber that falls more than 256 frames behind gets a
+/// fresh snapshot instead of the frames it missed.
+pub struct Subscription {
+    live: Arc<LiveBuild>,
+    snapshot: Option<String>,
+    frames: broadcast::Receiver<Arc<str>>,
+}
+
+impl Subscription {
+    pub(crate) fn new(live: Arc<LiveBuild>) -> Subscription {
+        let (snapshot, frames) = live.subscribe();
+        Subscription {
+            live,
+            snapshot: Some(snapshot),
+            frames,
+        }
+    }
+
+    /// Waits for the next frame, a JSON array as text.
+    pub async fn next(&mut self) -> String {
+        if let Some(snapshot) = self.snapshot.take() {
+            return snapshot;
+        }
+        match self.frames.recv().await {
+            Ok(frame) => frame.to_string(),
+            Err(RecvError::Lagged(_)) => self.live.snapshot(),
+            // `LiveBuild` holds the sender for as long as this
+            // subscription holds the `LiveBuild`.
+            Err(RecvError::Closed) => {
+                unreachable!("the live build's sender outlives its receivers")
+            }
+        }
+    }
 }

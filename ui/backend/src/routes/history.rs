@@ -1,19 +1,19 @@
 //! Recorded builds: list, inspect, explain, compare, logs, the waterfall,
 //! the replayed DAG, and the result's layers.
 
-use super::{Shared, blocking};
+use super::{blocking, to_json};
+use crate::Backend;
+use crate::dto::{CompareQuery, HistoryEntry, Layer, LogChunk, LogQuery};
 use crate::error::{ApiError, ApiResult};
-use axum::Json;
-use axum::extract::{Path, Query, State};
-use serde::Deserialize;
 use serde_json::{Value, json};
+use strata_engine::Engine;
 use strata_history::explain::BuildView;
 use strata_history::{BuildRecord, HistoryDb, Inspection};
 use strata_solver::{Event, LogStream};
 use strata_ui_model::{DagModel, LayoutOptions, layout, waterfall as waterfall_of};
 
-fn open(state: &crate::AppState) -> Result<HistoryDb, ApiError> {
-    Ok(state.engine.history()?)
+fn open(engine: &Engine) -> Result<HistoryDb, ApiError> {
+    Ok(engine.history()?)
 }
 
 fn resolve(db: &HistoryDb, id: &str) -> Result<BuildRecord, ApiError> {
@@ -21,47 +21,49 @@ fn resolve(db: &HistoryDb, id: &str) -> Result<BuildRecord, ApiError> {
         .map_err(|e| ApiError::not_found(format!("{e:#}")))
 }
 
-pub async fn list(State(state): Shared) -> ApiResult<Value> {
+pub async fn list(backend: &Backend) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     let builds = blocking(move || {
-        let records = open(&state)?.list()?;
-        Ok(records
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "started": r.started,
-                    "status": r.status.as_str(),
-                    "duration_ms": r.duration_ms(),
-                    "steps_total": r.steps_total,
-                    "steps_cached": r.steps_cached,
-                    "cached_share": r.cached_share(),
-                    "context": r.request.context,
-                    "dockerfile": r.request.dockerfile,
-                    "target": r.request.target,
-                    "pinned": r.pinned,
-                    "error": r.error.as_ref().map(|e| &e.message),
-                })
-            })
-            .collect::<Vec<_>>())
+        let records = open(&engine)?.list()?;
+        Ok(records.iter().map(history_entry).collect::<Vec<_>>())
     })
     .await?;
-    Ok(Json(Value::Array(builds)))
+    to_json(builds)
 }
 
-pub async fn inspect(State(state): Shared, Path(id): Path<String>) -> ApiResult<Value> {
+fn history_entry(record: &BuildRecord) -> HistoryEntry {
+    HistoryEntry {
+        id: record.id.clone(),
+        started: record.started,
+        status: record.status.as_str().to_string(),
+        duration_ms: record.duration_ms(),
+        steps_total: record.steps_total,
+        steps_cached: record.steps_cached,
+        cached_share: record.cached_share(),
+        context: record.request.context.clone(),
+        dockerfile: record.request.dockerfile.clone(),
+        target: record.request.target.clone(),
+        pinned: record.pinned,
+        error: record.error.as_ref().map(|e| e.message.clone()),
+    }
+}
+
+pub async fn inspect(backend: &Backend, id: String) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     blocking(move || {
-        let db = open(&state)?;
+        let db = open(&engine)?;
         let record = resolve(&db, &id)?;
         let events = db.events_without_logs(&record.id)?;
         let inspection = Inspection::new(&record, &events);
-        Ok(Json(json!({ "record": record, "inspection": inspection })))
+        Ok(json!({ "record": record, "inspection": inspection }))
     })
     .await
 }
 
-pub async fn explain(State(state): Shared, Path(id): Path<String>) -> ApiResult<Value> {
+pub async fn explain(backend: &Backend, id: String) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     blocking(move || {
-        let db = open(&state)?;
+        let db = open(&engine)?;
         let record = resolve(&db, &id)?;
         let events = db.events_without_logs(&record.id)?;
         let earlier = db.previous(&record)?;
@@ -72,24 +74,19 @@ pub async fn explain(State(state): Shared, Path(id): Path<String>) -> ApiResult<
         let current = BuildView::new(&record, &events);
         let previous = earlier.as_ref().map(|e| BuildView::new(e, &earlier_events));
         let explanations = strata_history::explain::explain(&current, previous.as_ref());
-        Ok(Json(json!({
+        Ok(json!({
             "build": record.id,
             "previous": earlier.map(|e| e.id),
             "steps": explanations,
-        })))
+        }))
     })
     .await
 }
 
-#[derive(Deserialize)]
-pub struct CompareQuery {
-    base: String,
-    other: String,
-}
-
-pub async fn compare(State(state): Shared, Query(query): Query<CompareQuery>) -> ApiResult<Value> {
+pub async fn compare(backend: &Backend, query: CompareQuery) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     blocking(move || {
-        let db = open(&state)?;
+        let db = open(&engine)?;
         let base = resolve(&db, &query.base)?;
         let other = resolve(&db, &query.other)?;
         let comparison = strata_history::compare(
@@ -98,62 +95,52 @@ pub async fn compare(State(state): Shared, Query(query): Query<CompareQuery>) ->
             &other,
             &db.events_without_logs(&other.id)?,
         );
-        Ok(Json(
-            serde_json::to_value(comparison).map_err(anyhow::Error::from)?,
-        ))
+        to_json(comparison)
     })
     .await
 }
 
-pub async fn waterfall(State(state): Shared, Path(id): Path<String>) -> ApiResult<Value> {
+pub async fn waterfall(backend: &Backend, id: String) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     blocking(move || {
-        let db = open(&state)?;
+        let db = open(&engine)?;
         let record = resolve(&db, &id)?;
         let events = db.events_without_logs(&record.id)?;
-        Ok(Json(
-            serde_json::to_value(waterfall_of(&events)).map_err(anyhow::Error::from)?,
-        ))
+        to_json(waterfall_of(&events))
     })
     .await
 }
 
 /// The DAG of a recorded build, replayed from its events, in the same
 /// shape as the live snapshot frame.
-pub async fn model(State(state): Shared, Path(id): Path<String>) -> ApiResult<Value> {
+pub async fn model(backend: &Backend, id: String) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     blocking(move || {
-        let db = open(&state)?;
+        let db = open(&engine)?;
         let record = resolve(&db, &id)?;
         let mut model = DagModel::default();
         for event in db.events_without_logs(&record.id)? {
             model.apply(&event);
         }
         let placed = layout(&model, &LayoutOptions::default(), None);
-        Ok(Json(json!({
+        Ok(json!({
             "type": "snapshot",
             "running": false,
             "model": model,
             "layout": placed,
             "counts": model.counts(),
-        })))
+        }))
     })
     .await
 }
 
-#[derive(Deserialize)]
-pub struct LogQuery {
-    vertex: Option<String>,
-}
-
 /// Log chunks of a build, optionally of one step, in order.
-pub async fn logs(
-    State(state): Shared,
-    Path(id): Path<String>,
-    Query(query): Query<LogQuery>,
-) -> ApiResult<Value> {
+pub async fn logs(backend: &Backend, id: String, query: LogQuery) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     blocking(move || {
-        let db = open(&state)?;
+        let db = open(&engine)?;
         let record = resolve(&db, &id)?;
-        let chunks: Vec<Value> = db
+        let chunks: Vec<LogChunk> = db
             .events(&record.id)?
             .into_iter()
             .filter_map(|stamped| match stamped.event {
@@ -161,24 +148,27 @@ pub async fn logs(
                     vertex,
                     stream,
                     data,
-                } if query.vertex.as_deref().is_none_or(|v| v == vertex.as_str()) => Some(json!({
-                    "vertex": vertex,
-                    "stderr": stream == LogStream::Stderr,
-                    "data": data,
-                })),
+                } if query.vertex.as_deref().is_none_or(|v| v == vertex.as_str()) => {
+                    Some(LogChunk {
+                        vertex: vertex.to_string(),
+                        stderr: stream == LogStream::Stderr,
+                        data,
+                    })
+                }
                 _ => None,
             })
             .collect();
-        Ok(Json(Value::Array(chunks)))
+        to_json(chunks)
     })
     .await
 }
 
 /// The result snapshot's chain, base first, with each snapshot's own size
 /// and its compressed layer blob when one was exported.
-pub async fn layers(State(state): Shared, Path(id): Path<String>) -> ApiResult<Value> {
+pub async fn layers(backend: &Backend, id: String) -> ApiResult<Value> {
+    let engine = backend.engine.clone();
     blocking(move || {
-        let db = open(&state)?;
+        let db = open(&engine)?;
         let record = resolve(&db, &id)?;
         let snapshot = record
             .result
@@ -192,26 +182,26 @@ pub async fn layers(State(state): Shared, Path(id): Path<String>) -> ApiResult<V
                 record.id
             )));
         };
-        let store = state.engine.store();
+        let store = engine.store();
         let mut layers = Vec::new();
         loop {
             let info = store.snapshot(&next)?;
             let blob = store.layer_of(&info.id)?;
-            layers.push(json!({
-                "snapshot": info.id,
-                "kind": format!("{:?}", info.kind),
-                "size": info.size,
-                "created": info.created,
-                "blob": blob.as_ref().map(|b| b.blob.to_string()),
-                "compressed_size": blob.as_ref().map(|b| b.size),
-            }));
+            layers.push(Layer {
+                snapshot: info.id.clone(),
+                kind: format!("{:?}", info.kind),
+                size: info.size,
+                created: info.created,
+                blob: blob.as_ref().map(|b| b.blob.to_string()),
+                compressed_size: blob.as_ref().map(|b| b.size),
+            });
             match info.parent {
                 Some(parent) => next = parent,
                 None => break,
             }
         }
         layers.reverse();
-        Ok(Json(Value::Array(layers)))
+        to_json(layers)
     })
     .await
 }
