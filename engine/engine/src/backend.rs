@@ -102,7 +102,11 @@ impl BuildBackend {
                 return Err(error);
             }
         };
-        self.store.update_context_size(&lease.snapshot)?;
+        // Measuring the mirror stats every file, so skip it when the sync
+        // copied and removed nothing and the recorded size still holds.
+        if lease.stats.changed_total > 0 || lease.stats.removed > 0 {
+            self.store.update_context_size(&lease.snapshot)?;
+        }
         self.lease.add(&lease.snapshot)?;
         let stats = &lease.stats;
         cx.events.emit(Event::Progress {
@@ -166,7 +170,8 @@ impl Backend for BuildBackend {
         // A plain path copied from a context mirror is hashed from the
         // mirror's index, so unchanged files are not read again.
         let wildcard = selector.allow_wildcard && selector.path.contains(['*', '?', '[']);
-        let filtered = !selector.include_patterns.is_empty() || !selector.exclude_patterns.is_empty();
+        let filtered =
+            !selector.include_patterns.is_empty() || !selector.exclude_patterns.is_empty();
         if let (Some(snapshot), false, false) = (&input.snapshot, wildcard, filtered) {
             let leases = self.leases.lock().expect("lease list lock");
             let from_index = leases
