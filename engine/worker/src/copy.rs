@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use strata_llb::CopyAction;
 
@@ -192,42 +192,96 @@ fn copy_entry(
     }
 
     let target = target.to_path_buf();
-    remove_non_dir(&target)?;
     let key = (metadata.dev(), metadata.ino());
     if metadata.nlink() > 1
         && !file_type.is_dir()
         && let Some(first) = cx.hardlinks.get(&key)
     {
+        remove_non_dir(&target)?;
         std::fs::hard_link(first, &target)?;
         return Ok(true);
     }
 
-    if file_type.is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(source)?, &target)?;
-    } else if file_type.is_file() {
-        let mut writer = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .open(&target)?;
-        match cx.links.as_deref_mut() {
-            // An empty placeholder: its bytes arrive as a hardlink.
-            Some(links) if metadata.len() >= MIN_LINKED_BYTES => links.push(PendingLink {
-                placeholder: target.clone(),
-                source: source.to_path_buf(),
-            }),
-            _ => {
-                let mut reader = std::fs::File::open(source)?;
-                std::io::copy(&mut reader, &mut writer)?;
-            }
-        }
+    if file_type.is_file() {
+        copy_file(cx, source, &target, &metadata)?;
     } else {
-        make_node(&target, &metadata)?;
+        remove_non_dir(&target)?;
+        if file_type.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(source)?, &target)?;
+        } else {
+            make_node(&target, &metadata)?;
+        }
+        finish_entry(cx, source, &target, &metadata)?;
     }
-    finish_entry(cx, source, &target, &metadata)?;
     if metadata.nlink() > 1 {
         cx.hardlinks.insert(key, target);
     }
     Ok(true)
+}
+
+/// Copies a regular file, or creates a placeholder for a later hardlink,
+/// and sets its metadata through the open file. A copy of many small
+/// files spends most of its time in path lookups through the overlay
+/// mount, so this one looks up `target` once, when it creates it.
+fn copy_file(
+    cx: &mut CopyContext<'_>,
+    source: &Path,
+    target: &Path,
+    metadata: &Metadata,
+) -> Result<()> {
+    let mut writer = match create_new(target) {
+        Ok(writer) => writer,
+        // Replace what the destination has there, unless it is a directory.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            remove_non_dir(target)?;
+            create_new(target)?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match cx.links.as_deref_mut() {
+        // An empty placeholder: its bytes arrive as a hardlink.
+        Some(links) if metadata.len() >= MIN_LINKED_BYTES => links.push(PendingLink {
+            placeholder: target.to_path_buf(),
+            source: source.to_path_buf(),
+        }),
+        _ => {
+            let mut reader = std::fs::File::open(source)?;
+            std::io::copy(&mut reader, &mut writer)?;
+        }
+    }
+    let owner = cx.owner.unwrap_or((metadata.uid(), metadata.gid()));
+    let source_mode = metadata.mode() & 0o7777;
+    let mode = match &cx.mode {
+        Some(change) => change.apply(source_mode, false),
+        None => source_mode,
+    };
+    // Owner before mode, because a chown clears set-id bits.
+    std::os::unix::fs::fchown(&writer, Some(owner.0), Some(owner.1))
+        .with_context(|| format!("Failed to change the owner of `{}`", target.display()))?;
+    writer
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("Failed to change the mode of `{}`", target.display()))?;
+    copy_xattrs(source, target)?;
+    let (atime, mtime) = match cx.timestamp {
+        Some(seconds) => {
+            let time = filetime::FileTime::from_unix_time(seconds, 0);
+            (time, time)
+        }
+        None => (
+            filetime::FileTime::from_last_access_time(metadata),
+            filetime::FileTime::from_last_modification_time(metadata),
+        ),
+    };
+    filetime::set_file_handle_times(&writer, Some(atime), Some(mtime))
+        .with_context(|| format!("Failed to set the times of `{}`", target.display()))?;
+    Ok(())
+}
+
+fn create_new(target: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(target)
 }
 
 fn copy_dir(
