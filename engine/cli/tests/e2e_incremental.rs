@@ -392,8 +392,8 @@ fn tree_listing(root: &Path) -> Vec<String> {
     listing
 }
 
-/// The `fs` directory of the snapshot holding `relative`, other than the
-/// snapshots in `except`.
+/// Returns the `fs` directory of the one snapshot, other than those in
+/// `except`, that contains `relative`.
 fn snapshot_with(
     store: &TestStore,
     relative: &str,

@@ -235,7 +235,7 @@ fn copy_entry(
     Ok(true)
 }
 
-/// How [`copy_file`] handled a file.
+/// Outcome of [`copy_file`] for one file.
 #[derive(PartialEq, Eq)]
 enum Written {
     /// The file, or its placeholder, exists at the target.
@@ -295,6 +295,19 @@ fn copy_file(
             std::io::copy(&mut reader, &mut writer)?;
         }
     }
+    set_file_metadata(cx, &writer, source, target, metadata)?;
+    Ok(Written::Created)
+}
+
+/// Sets the owner, mode, xattrs and times of a copied file through its
+/// open `writer`, as [`finish_entry`] does by path.
+fn set_file_metadata(
+    cx: &CopyContext<'_>,
+    writer: &std::fs::File,
+    source: &Path,
+    target: &Path,
+    metadata: &Metadata,
+) -> Result<()> {
     let owner = cx.owner.unwrap_or((metadata.uid(), metadata.gid()));
     let source_mode = metadata.mode() & 0o7777;
     let mode = match &cx.mode {
@@ -302,7 +315,7 @@ fn copy_file(
         None => source_mode,
     };
     // Owner before mode, because a chown clears set-id bits.
-    std::os::unix::fs::fchown(&writer, Some(owner.0), Some(owner.1))
+    std::os::unix::fs::fchown(writer, Some(owner.0), Some(owner.1))
         .with_context(|| format!("Failed to change the owner of `{}`", target.display()))?;
     writer
         .set_permissions(std::fs::Permissions::from_mode(mode))
@@ -318,9 +331,9 @@ fn copy_file(
             filetime::FileTime::from_last_modification_time(metadata),
         ),
     };
-    filetime::set_file_handle_times(&writer, Some(atime), Some(mtime))
+    filetime::set_file_handle_times(writer, Some(atime), Some(mtime))
         .with_context(|| format!("Failed to set the times of `{}`", target.display()))?;
-    Ok(Written::Created)
+    Ok(())
 }
 
 fn create_new(target: &Path) -> std::io::Result<std::fs::File> {

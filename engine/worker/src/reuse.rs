@@ -8,9 +8,9 @@
 //! mirror file, because link(2) cannot cross the mount.
 //!
 //! A lone copy (see `copy::copy`) skips the placeholder for a path the
-//! mount does not have: it only lists the file, makes sure the parent
-//! directory is in the upper directory before the unmount (see
-//! [`copy_up_parents`]), and the link is made there afterwards. Creating
+//! mount does not have and only lists the file. Before the unmount,
+//! [`copy_up_parents`] makes sure each parent directory is in the upper
+//! directory, and the link is made there afterwards. Creating
 //! 10,000 placeholders of small files cost more in ext4 inode allocation
 //! than copying their bytes.
 //!
@@ -53,7 +53,7 @@ pub(crate) fn copy_up_parents(
         }
         let relative = parent
             .strip_prefix(mount_root)
-            .context("A placeholder lies outside the mounted root")?;
+            .context("A copied path lies outside the mounted root")?;
         if upper.join(relative).is_dir() {
             continue;
         }
