@@ -287,7 +287,8 @@ fn copy_hardlinks_context_files() {
     );
 
     // The mirror's `data/b.txt` and the COPY snapshot's `app/b.txt` share
-    // an inode; the small file is copied.
+    // an inode. A lone COPY links small files too, because it needs no
+    // placeholder for them.
     let mirrors = snapshot_copies(&store, "data/b.txt");
     let copies = snapshot_copies(&store, "app/b.txt");
     assert_eq!(mirrors.len(), 1, "{mirrors:?}");
@@ -301,10 +302,10 @@ fn copy_hardlinks_context_files() {
     let small_copy = snapshot_copies(&store, "app/small.txt")[0]
         .metadata()
         .unwrap();
-    assert_ne!(
+    assert_eq!(
         small_mirror.ino(),
         small_copy.ino(),
-        "small files are copied"
+        "a lone COPY did not hardlink the small file"
     );
 
     // Changing a linked file gives the mirror a new inode; the old
@@ -344,4 +345,152 @@ fn copy_with_chmod_does_not_hardlink() {
     );
     assert_eq!(copy.mode() & 0o7777, 0o600);
     assert_eq!(mirror.mode() & 0o7777, 0o644);
+}
+
+/// Owner, mode, size, modification time and content of every entry under
+/// `root`, by relative path. Xattrs are left out: the context mirror does
+/// not copy them, so neither COPY has any to compare.
+fn tree_listing(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut listing = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = path.symlink_metadata().unwrap();
+            let content = if meta.is_file() {
+                std::fs::read(&path).unwrap()
+            } else if meta.is_symlink() {
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else {
+                stack.push(path.clone());
+                Vec::new()
+            };
+            let content = {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                content.hash(&mut hasher);
+                hasher.finish()
+            };
+            listing.push(format!(
+                "{} {:o} {}:{} {} {}.{} {:x}",
+                path.strip_prefix(root).unwrap().display(),
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                content,
+            ));
+        }
+    }
+    listing.sort();
+    listing
+}
+
+/// Returns the `fs` directory of the one snapshot, other than those in
+/// `except`, that contains `relative`.
+fn snapshot_with(
+    store: &TestStore,
+    relative: &str,
+    except: &[std::path::PathBuf],
+) -> std::path::PathBuf {
+    let found: Vec<_> = snapshot_copies(store, relative)
+        .into_iter()
+        .map(|path| {
+            let mut fs = path.clone();
+            for _ in Path::new(relative).components() {
+                fs.pop();
+            }
+            fs
+        })
+        .filter(|fs| !except.contains(fs))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
+#[test]
+fn linked_copy_equals_byte_copy() {
+    use std::os::unix::fs::PermissionsExt;
+    let store = TestStore::new();
+    let ctx = context(&[
+        ("Linked.Dockerfile", "FROM busybox\nCOPY data/ /app/\n"),
+        // The owner is the files' owner (root), so only the copy differs.
+        (
+            "Copied.Dockerfile",
+            "FROM busybox\nCOPY --chown=0:0 data/ /app/\n",
+        ),
+        ("data/small.txt", "small"),
+        ("data/empty", ""),
+        ("data/run.sh", "#!/bin/sh\n"),
+        ("data/sub/deeper/large.bin", &"x".repeat(100_000)),
+        ("data/sub/secret", "secret"),
+    ]);
+    let data = ctx.path().join("data");
+    std::fs::set_permissions(data.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        data.join("sub/secret"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("small.txt", data.join("link")).unwrap();
+
+    let linked_file = ctx.path().join("Linked.Dockerfile");
+    assert_success(&store.build(ctx.path(), &["-f", linked_file.to_str().unwrap()]));
+    let linked = snapshot_with(&store, "app/small.txt", &[]);
+    let copied_file = ctx.path().join("Copied.Dockerfile");
+    assert_success(&store.build(ctx.path(), &["-f", copied_file.to_str().unwrap()]));
+    let copied = snapshot_with(&store, "app/small.txt", &[linked.clone()]);
+
+    use std::os::unix::fs::MetadataExt;
+    let linked_ino = linked.join("app/small.txt").metadata().unwrap().ino();
+    let copied_ino = copied.join("app/small.txt").metadata().unwrap().ino();
+    let mirror_ino = snapshot_copies(&store, "data/small.txt")[0]
+        .metadata()
+        .unwrap()
+        .ino();
+    assert_eq!(linked_ino, mirror_ino, "the plain COPY did not link");
+    assert_ne!(copied_ino, mirror_ino, "the --chown COPY linked");
+    // `/app` is created by each build, so its times are the build's own.
+    let without_app = |listing: Vec<String>| -> Vec<String> {
+        listing
+            .into_iter()
+            .filter(|line| !line.starts_with("app "))
+            .collect()
+    };
+    assert_eq!(
+        without_app(tree_listing(&linked)),
+        without_app(tree_listing(&copied))
+    );
+}
+
+#[test]
+fn linked_copy_into_base_image_directory() {
+    let store = TestStore::new();
+    // `/etc` exists only in the base image's layer, so the COPY's snapshot
+    // has no `etc` directory until the copy puts one there.
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY data/ /etc/\nRUN cat /etc/added.conf /etc/nested/more.conf > /out\n",
+        ),
+        ("data/added.conf", "added\n"),
+        ("data/nested/more.conf", "more\n"),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let dest = format!("type=local,dest={}", out.path().display());
+    assert_success(&store.build(ctx.path(), &["--output", &dest]));
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("out")).unwrap(),
+        "added\nmore\n"
+    );
+    assert!(
+        out.path().join("etc/passwd").exists(),
+        "the base image's /etc was lost"
+    );
 }

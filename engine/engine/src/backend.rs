@@ -121,7 +121,11 @@ impl BuildBackend {
                 return Err(error);
             }
         };
-        self.store.update_context_size(&lease.snapshot)?;
+        // Measuring the mirror stats every file, so skip it when the sync
+        // copied and removed nothing and the recorded size still holds.
+        if lease.stats.changed_total > 0 || lease.stats.removed > 0 {
+            self.store.update_context_size(&lease.snapshot)?;
+        }
         self.lease.add(&lease.snapshot)?;
         let stats = &lease.stats;
         cx.events.emit(Event::Progress {

@@ -212,6 +212,11 @@ impl Engine {
         record.steps_total = total;
         record.steps_cached = cached;
         match &history {
+            // Only steps that ran get an explanation, so a build that took
+            // every step from the cache needs no previous record.
+            Ok(_) if outcome.is_ok() && total == cached => {
+                events.emit(Event::Explanations { steps: Vec::new() })
+            }
             Ok(history) => events.emit(Event::Explanations {
                 steps: explain_against_previous(history, &record, &snapshot),
             }),
@@ -249,14 +254,16 @@ impl Engine {
         progress: &mut Progress,
         lease: &Arc<strata_store::Lease>,
     ) -> Result<BuildResult, BuildError> {
-        let conversion = self.load_definition(request, events).await?;
+        let client = registry_client(request)?;
+        let conversion = self
+            .load_definition_with(request, events, client.clone())
+            .await?;
         progress.definition = Some(conversion.definition.clone());
         check_entitlements(&conversion.definition, &request.allow)?;
         let session = Arc::new(exec_session(&request.secrets, &request.ssh)?);
         let ignore = read_dockerignore(request)?;
         crate::cache::inline::check_outputs(&request.cache_to, &request.outputs, &request.tags)
             .map_err(BuildError::Input)?;
-        let client = registry_client(request)?;
         let imports = match request.cache_from.is_empty() {
             true => None,
             false => Some(Arc::new(
@@ -331,13 +338,25 @@ impl Engine {
         request: &BuildRequest,
         events: &EventSink,
     ) -> Result<Conversion, BuildError> {
+        self.load_definition_with(request, events, registry_client(request)?)
+            .await
+    }
+
+    /// Like [`Engine::load_definition`], with a registry client the caller
+    /// reuses: setting one up reads every system CA certificate.
+    async fn load_definition_with(
+        &self,
+        request: &BuildRequest,
+        events: &EventSink,
+        client: Arc<strata_registry::RegistryClient>,
+    ) -> Result<Conversion, BuildError> {
         let (name, text) = read_dockerfile(request)?;
         let ast = strata_dockerfile::parser::parse(&text).map_err(|e| e.with_file_name(&name))?;
         let options_file = name.clone();
         let options = convert_options(request, name, &self.store)?;
         let resolver = StoreImageResolver {
             store: self.store.clone(),
-            registry: Some(registry_client(request)?),
+            registry: Some(client),
             resolve_ttl: strata_registry::resolve_ttl_from_env()
                 .map_err(|e| BuildError::Input(format!("{e:#}")))?,
         };

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS history_events (
     event TEXT NOT NULL,
     PRIMARY KEY (build_id, seq)
 );
+CREATE TABLE IF NOT EXISTS history_context_files (
+    key TEXT PRIMARY KEY,
+    files TEXT NOT NULL
+);
 ";
 
 /// Version of the file [`HistoryDb::export`] writes.
@@ -126,11 +130,44 @@ impl HistoryDb {
                 |row| row.get(0),
             )
             .optional()?;
-        text.map(|t| serde_json::from_str(&t).context("Corrupt build record"))
-            .transpose()
+        text.map(|t| self.parse_with_files(&t)).transpose()
     }
 
-    /// Lists records, newest first.
+    /// Parses a stored record and loads its context files.
+    fn parse_with_files(&self, text: &str) -> Result<BuildRecord> {
+        let mut record: BuildRecord = serde_json::from_str(text).context("Corrupt build record")?;
+        self.load_context_files(&mut record)?;
+        Ok(record)
+    }
+
+    /// Fills `record.context_files` from the shared table, for records
+    /// stored without the list.
+    fn load_context_files(&self, record: &mut BuildRecord) -> Result<()> {
+        let Some(key) = &record.context_files_key else {
+            return Ok(());
+        };
+        if !record.context_files.is_empty() {
+            return Ok(());
+        }
+        let files: Option<String> = self
+            .connection
+            .query_row(
+                "SELECT files FROM history_context_files WHERE key = ?1",
+                [key],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(files) = files {
+            record.context_files = serde_json::from_str(&files).with_context(|| {
+                format!("Corrupt context file list `{key}` of build `{}`", record.id)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Lists records, newest first, without their context files (see
+    /// [`BuildRecord::context_files_key`]); [`HistoryDb::get`] and
+    /// [`HistoryDb::resolve`] load them.
     pub fn list(&self) -> Result<Vec<BuildRecord>> {
         let mut statement = self
             .connection
@@ -147,9 +184,11 @@ impl HistoryDb {
             let offset: usize = offset.parse().with_context(|| {
                 format!("Invalid build reference `{reference}`: expected `^N` with a number N, such as `^0` for the newest build; list builds with `strata history ls`")
             })?;
-            return records.into_iter().nth(offset).with_context(|| {
+            let mut record = records.into_iter().nth(offset).with_context(|| {
                 format!("No build at offset `{reference}`: the history has fewer builds; list them with `strata history ls`")
-            });
+            })?;
+            self.load_context_files(&mut record)?;
+            return Ok(record);
         }
         if reference.is_empty() {
             bail!(
@@ -164,7 +203,11 @@ impl HistoryDb {
             0 => {
                 bail!("No build `{reference}` in the history; list builds with `strata history ls`")
             }
-            1 => Ok(matches.into_iter().next().expect("one match")),
+            1 => {
+                let mut record = matches.into_iter().next().expect("one match");
+                self.load_context_files(&mut record)?;
+                Ok(record)
+            }
             n => bail!(
                 "Build reference `{reference}` is ambiguous: it matches {n} builds; give more characters of the id, listed by `strata history ls`"
             ),
@@ -204,17 +247,23 @@ impl HistoryDb {
                 |row| row.get(0),
             )
             .optional()?;
-        text.map(|t| serde_json::from_str(&t).context("Corrupt build record"))
-            .transpose()
+        text.map(|t| self.parse_with_files(&t)).transpose()
     }
 
     pub fn remove(&self, id: &str) -> Result<bool> {
         self.connection
             .execute("DELETE FROM history_events WHERE build_id = ?1", [id])?;
-        Ok(self
+        let removed = self
             .connection
             .execute("DELETE FROM history_builds WHERE id = ?1", [id])?
-            > 0)
+            > 0;
+        self.connection.execute(
+            "DELETE FROM history_context_files WHERE key NOT IN (
+                SELECT json_extract(record, '$.context_files_key') FROM history_builds
+                WHERE json_extract(record, '$.context_files_key') IS NOT NULL)",
+            [],
+        )?;
+        Ok(removed)
     }
 
     pub fn set_pinned(&self, id: &str, pinned: bool) -> Result<()> {
@@ -227,23 +276,31 @@ impl HistoryDb {
 
     /// Deletes unpinned, finished records beyond the retention limits and
     /// returns how many were deleted.
+    /// Reads only the indexed columns, not the records, so it stays cheap
+    /// with hundreds of large records.
     pub fn apply_retention(&self, retention: Retention, now: DateTime<Utc>) -> Result<usize> {
-        let records = self.list()?;
+        let mut statement = self.connection.prepare(
+            "SELECT id, started FROM history_builds
+             WHERE pinned = 0 AND status != ?1
+             ORDER BY started DESC, rowid DESC",
+        )?;
+        let rows: Vec<(String, String)> = statement
+            .query_map([BuildStatus::Running.as_str()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
         let mut removed = 0;
-        let mut kept = 0;
-        for record in records {
-            if record.pinned || record.status == BuildStatus::Running {
-                continue;
-            }
-            kept += 1;
+        for (kept, (id, started)) in rows.into_iter().enumerate() {
+            let started = DateTime::parse_from_rfc3339(&started)
+                .with_context(|| format!("Corrupt start time `{started}` of build `{id}`"))?;
             let too_old = retention.max_age.is_some_and(|age| {
-                (now - record.started)
+                (now - started.with_timezone(&Utc))
                     .to_std()
                     .is_ok_and(|elapsed| elapsed > age)
             });
-            let too_many = retention.max_count.is_some_and(|count| kept > count);
+            let too_many = retention.max_count.is_some_and(|count| kept >= count);
             if too_old || too_many {
-                self.remove(&record.id)?;
+                self.remove(&id)?;
                 removed += 1;
             }
         }
@@ -307,7 +364,21 @@ impl HistoryDb {
     }
 }
 
+/// Stores a record, with its context file list in the shared table under
+/// the list's sha256, so builds of an unchanged context store it once.
 fn upsert(connection: &Connection, record: &BuildRecord) -> Result<()> {
+    let mut stored = std::borrow::Cow::Borrowed(record);
+    if !record.context_files.is_empty() {
+        let files = serde_json::to_string(&record.context_files)?;
+        let key = strata_llb::Digest::of_bytes(files.as_bytes()).to_string();
+        connection.execute(
+            "INSERT OR IGNORE INTO history_context_files (key, files) VALUES (?1, ?2)",
+            params![key, files],
+        )?;
+        let owned = stored.to_mut();
+        owned.context_files.clear();
+        owned.context_files_key = Some(key);
+    }
     connection.execute(
         "INSERT INTO history_builds (id, started, status, project, pinned, pid, record)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -319,7 +390,7 @@ fn upsert(connection: &Connection, record: &BuildRecord) -> Result<()> {
             record.request.project_key(),
             record.pinned,
             std::process::id(),
-            serde_json::to_string(record)?,
+            serde_json::to_string(&*stored)?,
         ],
     )?;
     Ok(())

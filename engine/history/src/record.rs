@@ -93,6 +93,11 @@ pub struct BuildRecord {
     /// later build can name the files that changed.
     #[serde(default)]
     pub context_files: BTreeMap<String, String>,
+    /// Key of `context_files` in the history's shared table of context
+    /// file lists. The database stores the list there once for every
+    /// record with the same files, and the record itself without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_files_key: Option<String>,
     /// Result summary: image config digest, export destinations.
     #[serde(default)]
     pub result: Option<serde_json::Value>,
@@ -112,6 +117,7 @@ impl BuildRecord {
             error: None,
             pinned: false,
             context_files: BTreeMap::new(),
+            context_files_key: None,
             result: None,
         }
     }

@@ -172,6 +172,10 @@ struct IndexFile {
     /// only valid on an index walked with the same scope.
     scope: String,
     entries: BTreeMap<String, Entry>,
+    /// Whether the sync that wrote the index used a marker file for
+    /// interrupted syncs; an older index without it gets every entry checked.
+    #[serde(default)]
+    marked: bool,
 }
 
 impl ContextSource {
@@ -198,15 +202,24 @@ impl ContextSource {
         let scope = scope_of(&roots, request.ignore);
         let mut stats = TransferStats::default();
         let walked = self.list(&dir, request, &roots, &scope, &old, &mut stats)?;
-        let index = mirror::apply(&dir, &mirror, &old.entries, walked, &mut stats)?;
+        // A marker left by an interrupted sync means the index may list
+        // files the mirror lost, so every reused entry is checked again.
+        let marker = mirror.with_extension("syncing");
+        let interrupted = marker.exists() || !old.marked;
+        let mut writer = mirror::MirrorWriter::new(&dir, &mirror, &marker, interrupted);
+        let index = writer.apply(&old.entries, walked, &mut stats)?;
 
-        let encoded = serde_json::to_vec(&IndexFile {
-            scope,
-            entries: index.clone(),
-        })?;
-        let temp = index_path.with_extension("tmp");
-        fs::write(&temp, &encoded)?;
-        fs::rename(&temp, &index_path)?;
+        if interrupted || writer.changed() || index != old.entries || scope != old.scope {
+            let encoded = serde_json::to_vec(&IndexFile {
+                scope,
+                entries: index.clone(),
+                marked: true,
+            })?;
+            let temp = index_path.with_extension("tmp");
+            fs::write(&temp, &encoded)?;
+            fs::rename(&temp, &index_path)?;
+        }
+        writer.finish()?;
         stats.duration_ms = started.elapsed().as_millis() as u64;
         Ok(ContextLease {
             snapshot,
@@ -276,6 +289,7 @@ fn read_index(path: &Path) -> IndexFile {
     IndexFile {
         scope: String::new(),
         entries: serde_json::from_slice(&bytes).unwrap_or_default(),
+        marked: false,
     }
 }
 

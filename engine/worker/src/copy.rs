@@ -11,16 +11,18 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use strata_llb::CopyAction;
 
-/// Smallest file that a copy hardlinks rather than copies. Below it a
-/// byte copy was faster: `bench/copy_reuse.sh` measured 10,000 files of
-/// 4 KiB at 4.1 s copied against 11.5 s linked, and 200 files of 1 MiB at
-/// 1.1 s against 0.9 s (2 shared cores, ext4).
-// NOTE: the threshold is an estimate between those two points, and why
-// placeholders cost more than small byte copies is not yet understood.
+/// Smallest file that a copy links through a placeholder rather than
+/// copies. Below it a byte copy was faster: `bench/copy_reuse.sh` measured
+/// 10,000 files of 4 KiB at 4.1 s copied against 11.5 s linked, and 200
+/// files of 1 MiB at 1.1 s against 0.9 s (2 shared cores, ext4). A
+/// placeholder is a new inode, and `perf` put most of a 10,000-file COPY
+/// in ext4's inode allocation. Direct links (see `crate::reuse`) create
+/// no inode and apply to files of any size.
+// NOTE: the threshold is an estimate between those two points.
 const MIN_LINKED_BYTES: u64 = 64 * 1024;
 
 /// Options shared by every entry of one copy.
@@ -41,17 +43,24 @@ struct CopyContext<'a> {
     /// Placeholders to hardlink later, set when the source allows it and
     /// the copy changes no owner, mode or time.
     links: Option<&'a mut Vec<PendingLink>>,
+    /// Whether files may be listed in `links` without a placeholder,
+    /// because nothing else in the op writes to the paths this copy writes.
+    direct_links: bool,
 }
 
 /// Copies `action.src` from `source_root` (an empty filesystem when `None`)
 /// to `action.dest` in `dest_root`. With `links`, regular files whose
 /// metadata the copy keeps become placeholders listed there, for
-/// [`crate::reuse::link_placeholders`] to replace with hardlinks.
+/// [`crate::reuse::link_placeholders`] to replace with hardlinks. With
+/// `direct_links` as well, the caller promises that no other action of
+/// the op writes to `dest_root`, and a file whose path is still free is
+/// listed without a placeholder, so the copy creates no inode for it.
 pub(crate) fn copy(
     dest_root: &Path,
     action: &CopyAction,
     source_root: Option<&Path>,
     links: Option<&mut Vec<PendingLink>>,
+    direct_links: bool,
 ) -> Result<()> {
     let mode = match (action.mode, &action.mode_text) {
         (Some(mode), _) => Some(ModeChange::Absolute(mode & 0o7777)),
@@ -79,6 +88,7 @@ pub(crate) fn copy(
         parent_mode,
         hardlinks: HashMap::new(),
         links: links.filter(|_| keeps_metadata),
+        direct_links: false,
     };
 
     let sources = match source_root {
@@ -111,6 +121,9 @@ pub(crate) fn copy(
     }
 
     let source_root = source_root.expect("sources are empty without a source root");
+    // Two wildcard matches may write the same path, and a placeholder
+    // shows the later one that the path is taken.
+    cx.direct_links = direct_links && sources.len() == 1;
     for source in &sources {
         copy_source(&mut cx, action, source_root, source, &dest)?;
     }
@@ -192,42 +205,142 @@ fn copy_entry(
     }
 
     let target = target.to_path_buf();
-    remove_non_dir(&target)?;
     let key = (metadata.dev(), metadata.ino());
     if metadata.nlink() > 1
         && !file_type.is_dir()
         && let Some(first) = cx.hardlinks.get(&key)
     {
+        remove_non_dir(&target)?;
         std::fs::hard_link(first, &target)?;
         return Ok(true);
     }
 
-    if file_type.is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(source)?, &target)?;
-    } else if file_type.is_file() {
-        let mut writer = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .open(&target)?;
-        match cx.links.as_deref_mut() {
-            // An empty placeholder: its bytes arrive as a hardlink.
-            Some(links) if metadata.len() >= MIN_LINKED_BYTES => links.push(PendingLink {
-                placeholder: target.clone(),
-                source: source.to_path_buf(),
-            }),
-            _ => {
-                let mut reader = std::fs::File::open(source)?;
-                std::io::copy(&mut reader, &mut writer)?;
-            }
+    if file_type.is_file() {
+        if copy_file(cx, source, &target, &metadata)? == Written::Deferred {
+            // Nothing exists at `target` to link further names to yet.
+            return Ok(true);
         }
     } else {
-        make_node(&target, &metadata)?;
+        remove_non_dir(&target)?;
+        if file_type.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(source)?, &target)?;
+        } else {
+            make_node(&target, &metadata)?;
+        }
+        finish_entry(cx, source, &target, &metadata)?;
     }
-    finish_entry(cx, source, &target, &metadata)?;
     if metadata.nlink() > 1 {
         cx.hardlinks.insert(key, target);
     }
     Ok(true)
+}
+
+/// Outcome of [`copy_file`] for one file.
+#[derive(PartialEq, Eq)]
+enum Written {
+    /// The file, or its placeholder, exists at the target.
+    Created,
+    /// The file is only listed for a direct link after the unmount.
+    Deferred,
+}
+
+/// Copies a regular file, or lists it for a later hardlink, and sets its
+/// metadata through the open file. A copy of many small files spends most
+/// of its time in path lookups through the overlay mount and in ext4's
+/// inode allocation, so this looks up `target` once and, for a direct
+/// link, allocates no inode.
+fn copy_file(
+    cx: &mut CopyContext<'_>,
+    source: &Path,
+    target: &Path,
+    metadata: &Metadata,
+) -> Result<Written> {
+    if cx.direct_links && cx.links.is_some() {
+        match target.symlink_metadata() {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let links = cx.links.as_deref_mut().expect("checked above");
+                links.push(PendingLink {
+                    placeholder: target.to_path_buf(),
+                    source: source.to_path_buf(),
+                    direct: true,
+                });
+                return Ok(Written::Deferred);
+            }
+            Ok(existing) if existing.is_dir() => bail!(
+                "Cannot overwrite directory `{}` with a non-directory",
+                target.display()
+            ),
+            // A file of a lower layer: replace it through the mount below.
+            _ => {}
+        }
+    }
+    let mut writer = match create_new(target) {
+        Ok(writer) => writer,
+        // Replace what the destination has there, unless it is a directory.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            remove_non_dir(target)?;
+            create_new(target)?
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match cx.links.as_deref_mut() {
+        // An empty placeholder: its bytes arrive as a hardlink.
+        Some(links) if metadata.len() >= MIN_LINKED_BYTES => links.push(PendingLink {
+            placeholder: target.to_path_buf(),
+            source: source.to_path_buf(),
+            direct: false,
+        }),
+        _ => {
+            let mut reader = std::fs::File::open(source)?;
+            std::io::copy(&mut reader, &mut writer)?;
+        }
+    }
+    set_file_metadata(cx, &writer, source, target, metadata)?;
+    Ok(Written::Created)
+}
+
+/// Sets the owner, mode, xattrs and times of a copied file through its
+/// open `writer`, as [`finish_entry`] does by path.
+fn set_file_metadata(
+    cx: &CopyContext<'_>,
+    writer: &std::fs::File,
+    source: &Path,
+    target: &Path,
+    metadata: &Metadata,
+) -> Result<()> {
+    let owner = cx.owner.unwrap_or((metadata.uid(), metadata.gid()));
+    let source_mode = metadata.mode() & 0o7777;
+    let mode = match &cx.mode {
+        Some(change) => change.apply(source_mode, false),
+        None => source_mode,
+    };
+    // Owner before mode, because a chown clears set-id bits.
+    std::os::unix::fs::fchown(writer, Some(owner.0), Some(owner.1))
+        .with_context(|| format!("Failed to change the owner of `{}`", target.display()))?;
+    writer
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("Failed to change the mode of `{}`", target.display()))?;
+    copy_xattrs(source, target)?;
+    let (atime, mtime) = match cx.timestamp {
+        Some(seconds) => {
+            let time = filetime::FileTime::from_unix_time(seconds, 0);
+            (time, time)
+        }
+        None => (
+            filetime::FileTime::from_last_access_time(metadata),
+            filetime::FileTime::from_last_modification_time(metadata),
+        ),
+    };
+    filetime::set_file_handle_times(writer, Some(atime), Some(mtime))
+        .with_context(|| format!("Failed to set the times of `{}`", target.display()))?;
+    Ok(())
+}
+
+fn create_new(target: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(target)
 }
 
 fn copy_dir(

@@ -66,7 +66,9 @@ pub(crate) fn apply_file_actions_linking(
                 let reuse = action
                     .src_input
                     .is_some_and(|index| linkable.get(index as usize) == Some(&true));
-                copy(root, action, source, reuse.then_some(&mut *links))?
+                // A lone copy is the only writer of its destination.
+                let direct = reuse && actions.len() == 1;
+                copy(root, action, source, reuse.then_some(&mut *links), direct)?
             }
         }
     }

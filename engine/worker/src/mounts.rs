@@ -302,7 +302,7 @@ fn fill_cache(cx: &MountContext, mount: &Mount, files: &Path, marker: &Path) -> 
         let mut copy = strata_llb::CopyAction::new(Some(0), mount.selector.clone(), "/");
         copy.dir_contents_only = true;
         copy.follow_symlink = true;
-        crate::copy::copy(files, &copy, Some(view.path()), None)
+        crate::copy::copy(files, &copy, Some(view.path()), None, false)
             .with_context(|| format!("Failed to fill cache mount `{}`", mount.dest))?;
         // The copy fills the directory; its own owner and mode come from
         // the source directory, as a cache's `uid`, `gid` and `mode` set.

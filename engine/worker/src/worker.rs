@@ -6,7 +6,7 @@ use crate::mount::OverlayMount;
 use crate::mounts::{
     ExecSession, MountContext, missing_mount_points, prepare_mounts, remove_mount_points,
 };
-use crate::reuse::link_placeholders;
+use crate::reuse::{copy_up_parents, link_placeholders};
 use crate::runc::{ExecRequest, RuncExecutor};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -311,7 +311,8 @@ fn apply_on_snapshot(
     }
 
     let mut links = Vec::new();
-    let result = apply_file_actions_linking(target, actions, &roots, &linkable, &mut links);
+    let result = apply_file_actions_linking(target, actions, &roots, &linkable, &mut links)
+        .and_then(|()| copy_up_parents(&active.upper, target, &links));
     drop(views);
     overlay.unmount()?;
     result?;

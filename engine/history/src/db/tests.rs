@@ -1,5 +1,6 @@
 use super::*;
 use crate::record::RequestSummary;
+use std::collections::BTreeMap;
 
 fn open() -> (tempfile::TempDir, HistoryDb) {
     let dir = tempfile::tempdir().unwrap();
@@ -167,4 +168,60 @@ fn bad_references_name_themselves() {
         assert!(error.contains(&format!("`{reference}`")) || reference.is_empty());
         assert!(error.contains("strata history ls"), "{error}");
     }
+}
+
+fn context_rows(db: &HistoryDb) -> i64 {
+    db.connection
+        .query_row("SELECT count(*) FROM history_context_files", [], |row| {
+            row.get(0)
+        })
+        .unwrap()
+}
+
+#[test]
+fn context_files_stored_once() {
+    let (_dir, mut db) = open();
+    let files: BTreeMap<String, String> = (0..100)
+        .map(|i| (format!("src/file{i}"), format!("sha256:{i:064x}")))
+        .collect();
+    for (id, ago) in [("aaa", 30), ("bbb", 20)] {
+        let mut build = record(id, ago);
+        build.context_files = files.clone();
+        db.finish(&build, &[]).unwrap();
+    }
+    assert_eq!(context_rows(&db), 1, "equal lists were stored twice");
+    let stored: String = db
+        .connection
+        .query_row(
+            "SELECT record FROM history_builds WHERE id = 'bbb'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(
+        !stored.contains("src/file1"),
+        "the record kept its file list"
+    );
+    assert_eq!(db.get("aaa").unwrap().unwrap().context_files, files);
+    assert_eq!(db.resolve("^0").unwrap().context_files, files);
+    let later = record("ccc", 10);
+    assert_eq!(db.previous(&later).unwrap().unwrap().context_files, files);
+}
+
+#[test]
+fn removing_last_record_drops_context_files() {
+    let (_dir, mut db) = open();
+    let mut first = record("aaa", 30);
+    first.context_files = BTreeMap::from([("a".to_string(), "sha256:1".to_string())]);
+    let mut second = record("bbb", 20);
+    second.context_files = BTreeMap::from([("b".to_string(), "sha256:2".to_string())]);
+    db.finish(&first, &[]).unwrap();
+    db.finish(&second, &[]).unwrap();
+    assert_eq!(context_rows(&db), 2);
+    db.remove("aaa").unwrap();
+    assert_eq!(context_rows(&db), 1);
+    assert_eq!(
+        db.get("bbb").unwrap().unwrap().context_files,
+        second.context_files
+    );
 }

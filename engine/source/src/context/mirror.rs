@@ -17,48 +17,128 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use strata_solver::TransferStats;
 
-/// Makes the mirror match `walked`, copying only changed entries, and
-/// returns the new index with every file's digest.
-pub(super) fn apply(
-    source: &Path,
-    mirror: &Path,
-    old: &BTreeMap<String, Entry>,
-    walked: BTreeMap<String, Entry>,
-    stats: &mut TransferStats,
-) -> Result<BTreeMap<String, Entry>> {
-    // Remove what is gone or changed kind, deepest first.
-    for (path, entry) in old.iter().rev() {
-        let replaced = walked.get(path).is_none_or(|new| new.kind != entry.kind);
-        if replaced && !path.is_empty() {
-            remove_entry(&mirror.join(path))?;
-            stats.removed += 1;
-            // A path that changed kind is recorded once, by the copy below.
-            if walked
-                .get(path)
-                .is_none_or(|new| new.kind == EntryKind::Dir)
-            {
-                stats.record_changed(path);
-            }
+/// Writes one sync's changes into the mirror. Before its first change it
+/// creates a marker file, which [`MirrorWriter::finish`] removes once the
+/// index is written. A marker found at the start of a sync means an earlier
+/// sync was interrupted, and only then does [`MirrorWriter::apply`] check
+/// that each unchanged entry still exists in the mirror.
+pub(super) struct MirrorWriter<'a> {
+    source: &'a Path,
+    mirror: &'a Path,
+    marker: &'a Path,
+    /// Whether the marker may exist, from an interrupted sync or this one.
+    marked: bool,
+    /// Whether to check that reused entries exist in the mirror.
+    verify: bool,
+    changed: bool,
+}
+
+impl<'a> MirrorWriter<'a> {
+    pub(super) fn new(
+        source: &'a Path,
+        mirror: &'a Path,
+        marker: &'a Path,
+        interrupted: bool,
+    ) -> MirrorWriter<'a> {
+        MirrorWriter {
+            source,
+            mirror,
+            marker,
+            marked: interrupted,
+            verify: interrupted,
+            changed: false,
         }
     }
 
-    let mut index = BTreeMap::new();
-    for (path, mut entry) in walked {
-        // The mirror copy must still exist: an earlier sync, or a process
-        // killed mid-sync, may have removed it while the index kept it.
-        let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
-        let reusable = old
-            .get(&path)
-            .filter(|previous| previous.unchanged(&entry) && mirrored(&path));
-        if let Some(previous) = reusable {
-            entry.digest = previous.digest.clone();
-            index.insert(path, entry);
-            continue;
+    /// Whether [`MirrorWriter::apply`] changed the mirror.
+    pub(super) fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// Removes the marker; call it after the index is written.
+    pub(super) fn finish(self) -> Result<()> {
+        if !self.marked {
+            return Ok(());
         }
+        match fs::remove_file(self.marker) {
+            Ok(()) => Ok(()),
+            // An index from before markers were used verifies without one.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(error).with_context(|| {
+                format!(
+                    "Failed to remove the sync marker `{}`",
+                    self.marker.display()
+                )
+            }),
+        }
+    }
+
+    fn mark(&mut self) -> Result<()> {
+        self.changed = true;
+        if !self.marked {
+            File::create(self.marker).with_context(|| {
+                format!(
+                    "Failed to create the sync marker `{}`",
+                    self.marker.display()
+                )
+            })?;
+            self.marked = true;
+        }
+        Ok(())
+    }
+
+    /// Makes the mirror match `walked`, copying only changed entries, and
+    /// returns the new index with every file's digest.
+    pub(super) fn apply(
+        &mut self,
+        old: &BTreeMap<String, Entry>,
+        walked: BTreeMap<String, Entry>,
+        stats: &mut TransferStats,
+    ) -> Result<BTreeMap<String, Entry>> {
+        let mirror = self.mirror;
+        // Remove what is gone or changed kind, deepest first.
+        for (path, entry) in old.iter().rev() {
+            let replaced = walked.get(path).is_none_or(|new| new.kind != entry.kind);
+            if replaced && !path.is_empty() {
+                self.mark()?;
+                remove_entry(&mirror.join(path))?;
+                stats.removed += 1;
+                // A path that changed kind is recorded once, by the copy below.
+                if walked
+                    .get(path)
+                    .is_none_or(|new| new.kind == EntryKind::Dir)
+                {
+                    stats.record_changed(path);
+                }
+            }
+        }
+
+        let mut index = BTreeMap::new();
+        for (path, mut entry) in walked {
+            let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
+            let reusable = old
+                .get(&path)
+                .filter(|previous| previous.unchanged(&entry))
+                .filter(|_| !self.verify || mirrored(&path));
+            if let Some(previous) = reusable {
+                entry.digest = previous.digest.clone();
+                index.insert(path, entry);
+                continue;
+            }
+            self.mark()?;
+            self.write_entry(&path, &mut entry, stats)?;
+            index.insert(path, entry);
+        }
+        Ok(index)
+    }
+
+    /// Creates or replaces one entry in the mirror and sets its owner and
+    /// mode; a file's digest goes into `entry`.
+    fn write_entry(&self, path: &str, entry: &mut Entry, stats: &mut TransferStats) -> Result<()> {
         let target = if path.is_empty() {
-            mirror.to_path_buf()
+            self.mirror.to_path_buf()
         } else {
-            mirror.join(&path)
+            self.mirror.join(path)
         };
         match entry.kind {
             EntryKind::Dir => {
@@ -67,22 +147,20 @@ pub(super) fn apply(
             EntryKind::Symlink => {
                 let _ = fs::remove_file(&target);
                 symlink(entry.link.as_deref().unwrap_or_default(), &target)?;
-                stats.record_changed(&path);
+                stats.record_changed(path);
             }
             EntryKind::File => {
-                let digest = copy_file(&source.join(&path), &target).with_context(|| {
+                let digest = copy_file(&self.source.join(path), &target).with_context(|| {
                     format!("Failed to transfer `{path}` from the build context")
                 })?;
                 entry.digest = Some(digest);
                 stats.copied_files += 1;
                 stats.copied_bytes += entry.size;
-                stats.record_changed(&path);
+                stats.record_changed(path);
             }
         }
-        set_attributes(&target, &entry)?;
-        index.insert(path, entry);
+        set_attributes(&target, entry)
     }
-    Ok(index)
 }
 
 fn remove_entry(path: &Path) -> Result<()> {

@@ -277,3 +277,39 @@ fn old_index_format_is_read_without_scope() {
     assert_eq!(stats.copied_files, 0, "old entries were dropped");
     assert_eq!(index, entries);
 }
+
+#[test]
+fn unchanged_sync_keeps_index_file() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    fixture.sync(&[], None);
+    let before = fs::metadata(&fixture.index_path).unwrap();
+    let (stats, _) = fixture.sync(&[], None);
+    let after = fs::metadata(&fixture.index_path).unwrap();
+    assert_eq!(stats.copied_files, 0);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&before),
+        std::os::unix::fs::MetadataExt::ino(&after),
+        "a sync that changed nothing rewrote the index"
+    );
+    let marker = fixture.index_path.parent().unwrap().join("fs.syncing");
+    assert!(!marker.exists());
+}
+
+#[test]
+fn interrupted_sync_checks_mirror_files() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    write(fixture.dir(), "b", "2");
+    fixture.sync(&[], None);
+    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    let marker = mirror.with_extension("syncing");
+    // A sync killed after removing a mirror file but before writing the
+    // index leaves its marker and an index that still lists the file.
+    fs::remove_file(mirror.join("a")).unwrap();
+    fs::write(&marker, "").unwrap();
+    let (stats, _) = fixture.sync(&[], None);
+    assert_eq!(stats.copied_files, 1);
+    assert_eq!(fs::read_to_string(mirror.join("a")).unwrap(), "1");
+    assert!(!marker.exists());
+}
