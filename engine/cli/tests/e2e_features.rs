@@ -356,9 +356,12 @@ fn git_daemon(base: &Path) -> GitDaemon {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("git")
+    // `git daemon` runs `git-daemon` as a child that killing `git` would
+    // leave behind, so the daemon binary is started directly.
+    let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8(exec_path.stdout).unwrap();
+    let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
         .args([
-            "daemon",
             "--export-all",
             "--reuseaddr",
             "--listen=127.0.0.1",
