@@ -10,9 +10,10 @@
 //! features (renamed directories, metadata-only copy-ups) are not
 //! supported, so snapshots must be mounted without them.
 
+use crate::gzip::ParallelGzEncoder;
 use crate::output::Compression as LayerCompression;
 use anyhow::{Context, Result, bail};
-use flate2::{Compression, GzBuilder};
+use flate2::Compression;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -59,6 +60,10 @@ pub struct LayerOptions {
     /// Clamp mtimes in every layer, base image layers included, to
     /// `source_date_epoch`.
     pub rewrite_timestamp: bool,
+    /// Threads compressing one layer; `None` reads
+    /// `STRATA_COMPRESSION_THREADS` and otherwise takes the CPU count. The
+    /// compressed bytes are the same for every thread count.
+    pub compression_threads: Option<usize>,
 }
 
 impl LayerOptions {
@@ -124,17 +129,37 @@ pub fn write_layer_with(
     })
 }
 
+/// Returns the threads to compress one layer with: `requested`, else
+/// `STRATA_COMPRESSION_THREADS`, else the CPU count.
+pub fn compression_threads(requested: Option<usize>) -> Result<usize> {
+    if let Some(threads) = requested {
+        return Ok(threads.max(1));
+    }
+    match std::env::var("STRATA_COMPRESSION_THREADS") {
+        Ok(text) if !text.trim().is_empty() => match text.trim().parse::<usize>() {
+            Ok(threads) if threads >= 1 => Ok(threads),
+            _ => bail!(
+                "Invalid `STRATA_COMPRESSION_THREADS` value `{text}`: expected a whole number of threads, 1 or more"
+            ),
+        },
+        _ => Ok(num_cpus::get().max(1)),
+    }
+}
+
 /// The compressor of one layer. Both formats are deterministic for equal
-/// input and level: the gzip header carries no name and mtime 0, and
-/// zstd runs single-threaded without a dictionary.
+/// input and level, whatever the thread count: gzip is written in blocks
+/// of a fixed size (see [`crate::gzip`]) with no name and mtime 0 in the
+/// header, and zstd always runs in its multithreaded mode, whose frames
+/// depend on the level and job size but not on the number of workers.
 enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParallelGzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     Plain(W),
 }
 
 impl<W: Write> Encoder<W> {
     fn new(out: W, options: &LayerOptions) -> Result<Encoder<W>> {
+        let threads = compression_threads(options.compression_threads)?;
         Ok(match options.compression {
             LayerCompression::Gzip => {
                 let level = options
@@ -142,13 +167,19 @@ impl<W: Write> Encoder<W> {
                     .map_or(Compression::default(), |l| {
                         Compression::new(l.clamp(0, 9) as u32)
                     });
-                Encoder::Gzip(GzBuilder::new().write(out, level))
+                Encoder::Gzip(ParallelGzEncoder::new(out, level, threads))
             }
             LayerCompression::Zstd => {
                 let level = options.compression_level.unwrap_or(3);
                 let mut encoder = zstd::stream::write::Encoder::new(out, level)
                     .context("Failed to start the zstd stream")?;
                 encoder.include_checksum(true)?;
+                // Any worker count of 1 or more gives the same frames, but
+                // 0 (zstd's single-threaded mode) gives different ones, so
+                // one thread still means one worker.
+                encoder
+                    .multithread(threads as u32)
+                    .context("Failed to start the zstd worker threads")?;
                 Encoder::Zstd(encoder)
             }
             LayerCompression::Uncompressed => Encoder::Plain(out),
