@@ -332,6 +332,7 @@ impl Engine {
             registry: Some(registry_client(request)?),
             resolve_ttl: strata_registry::resolve_ttl_from_env()
                 .map_err(|e| BuildError::Input(format!("{e:#}")))?,
+            events: events.clone(),
         };
         let conversion = convert(&ast, &options, &resolver).await?;
         check_platform(&options.platform, &conversion.definition)?;
@@ -365,6 +366,7 @@ impl Engine {
             registry: Some(registry_client(request)?),
             resolve_ttl: strata_registry::resolve_ttl_from_env()
                 .map_err(|e| BuildError::Input(format!("{e:#}")))?,
+            events: EventSink::discard(),
         };
         Ok(strata_dockerfile::convert::check(&ast, &options, &resolver).await?)
     }
