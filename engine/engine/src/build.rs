@@ -395,9 +395,11 @@ impl Engine {
                 config.clone(),
                 snapshot.clone(),
             );
+            let layer_events = events.clone();
             let report = tokio::task::spawn_blocking(move || {
                 let output = &owned_output;
-                strata_exporter::export(&store, snapshot.as_deref(), &config, output, &mut |_| {})
+                let mut progress = |update| export_progress(&layer_events, update);
+                strata_exporter::export(&store, snapshot.as_deref(), &config, output, &mut progress)
             })
             .await
             .map_err(|e| BuildError::Export(e.into()))?
@@ -439,6 +441,33 @@ impl Engine {
         }
         Ok(reports)
     }
+}
+
+/// Sends the bytes of each new layer as a `Progress` task of the open
+/// export phase, complete once the layer is in the store.
+fn export_progress(events: &EventSink, update: strata_exporter::ExportProgress) {
+    let task = |snapshot: &str| {
+        let short = &snapshot[..snapshot.len().min(12)];
+        format!("compressing layer {short}")
+    };
+    let (id, current, total) = match update {
+        strata_exporter::ExportProgress::LayerWritten { snapshot, bytes } => {
+            (task(&snapshot), bytes, None)
+        }
+        strata_exporter::ExportProgress::LayerDone {
+            snapshot,
+            layer,
+            cached: false,
+        } => (task(&snapshot), layer.size, Some(layer.size)),
+        _ => return,
+    };
+    events.emit(Event::Progress {
+        vertex: None,
+        id,
+        current,
+        total,
+        unit: "B".into(),
+    });
 }
 
 impl Engine {

@@ -146,11 +146,11 @@ pub fn compression_threads(requested: Option<usize>) -> Result<usize> {
     }
 }
 
-/// The compressor of one layer. Both formats are deterministic for equal
-/// input and level, whatever the thread count: gzip is written in blocks
+/// The compressor of one layer. Both formats give equal bytes for equal
+/// input and level, whatever the thread count. gzip is written in blocks
 /// of a fixed size (see [`crate::gzip`]) with no name and mtime 0 in the
-/// header, and zstd always runs in its multithreaded mode, whose frames
-/// depend on the level and job size but not on the number of workers.
+/// header. zstd always runs in its multithreaded mode, whose frames depend
+/// on the level and job size but not on the number of workers.
 enum Encoder<W: Write> {
     Gzip(ParallelGzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
@@ -174,9 +174,10 @@ impl<W: Write> Encoder<W> {
                 let mut encoder = zstd::stream::write::Encoder::new(out, level)
                     .context("Failed to start the zstd stream")?;
                 encoder.include_checksum(true)?;
-                // Any worker count of 1 or more gives the same frames, but
-                // 0 (zstd's single-threaded mode) gives different ones, so
-                // one thread still means one worker.
+                // Worker counts of 1 or more give the same frames (the
+                // parallel_compression test checks it). 0 workers is zstd's
+                // single-threaded code path, so one thread still means one
+                // worker.
                 encoder
                     .multithread(threads as u32)
                     .context("Failed to start the zstd worker threads")?;
@@ -227,6 +228,9 @@ pub fn write_rootfs_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> 
 
 /// Writes one layer per directory into the writers `open` returns, on up
 /// to one thread per CPU, and returns the digests in input order.
+///
+/// NOTE: each layer also compresses on `compression_threads` threads, so
+/// several large layers at once can start up to CPUs squared threads.
 pub fn write_layers<W, F>(
     diff_dirs: &[PathBuf],
     options: &LayerOptions,

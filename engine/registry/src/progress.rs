@@ -9,7 +9,7 @@ use strata_llb::Digest;
 /// download reports a few times a second rather than once per chunk.
 pub const UPDATE_INTERVAL: Duration = Duration::from_millis(250);
 
-/// What is happening to a layer.
+/// The stage of a layer during a pull.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerStatus {
     /// The blob is downloading; `current` counts bytes received.

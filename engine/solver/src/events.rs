@@ -128,7 +128,7 @@ pub enum Event {
     },
 }
 
-/// What is happening to a layer of a pulled image.
+/// The stage of a layer during an image pull.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayerStatus {

@@ -483,7 +483,7 @@ impl Step {
     }
 }
 
-/// Returns the task a layer update belongs to: the download of the blob,
+/// Builds the task update of a layer event: the download of the blob,
 /// labelled with its short digest as `docker pull` shows it, or its
 /// unpacking.
 fn layer_task(
@@ -691,5 +691,39 @@ mod tests {
         let key = state.apply(&at(10, progress));
         assert_eq!(key, Some(StepKey::Phase("export".into())));
         assert_eq!(state.all_steps().count(), 1);
+    }
+
+    #[test]
+    fn layer_progress_joins_its_phase() {
+        let mut state = BuildState::default();
+        let phase = Event::Phase {
+            id: "pull-app".into(),
+            name: "pulling app".into(),
+            duration_ms: None,
+        };
+        state.apply(&at(0, phase));
+        let layer = Digest::of_bytes(b"layer");
+        let update = |status, current| Event::LayerProgress {
+            phase: "pull-app".into(),
+            layer: layer.clone(),
+            status,
+            current,
+            total: 100,
+        };
+        state.apply(&at(10, update(LayerStatus::Downloading, 0)));
+        let key = state.apply(&at(20, update(LayerStatus::Downloading, 100)));
+        assert_eq!(key, Some(StepKey::Phase("pull-app".into())));
+
+        let step = state.step(&StepKey::Phase("pull-app".into())).unwrap();
+        let task = &step.tasks[0];
+        assert_eq!(task.label.as_deref(), Some(&layer.as_str()[..19]));
+        assert!(!task.is_complete(), "every byte is in but not yet verified");
+
+        state.apply(&at(30, update(LayerStatus::Verified, 100)));
+        state.apply(&at(40, update(LayerStatus::Extracting, 50)));
+        let step = state.step(&StepKey::Phase("pull-app".into())).unwrap();
+        assert_eq!(step.tasks.len(), 2, "one download and one extract task");
+        assert!(step.tasks[0].is_complete(), "verified ends the download");
+        assert!(!step.tasks[1].is_complete(), "extraction is half done");
     }
 }

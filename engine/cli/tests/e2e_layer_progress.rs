@@ -1,5 +1,6 @@
-//! Per-layer progress of a `FROM` image pulled from a private registry on
-//! 127.0.0.1, in the rawjson events and in the plain log.
+//! Per-layer progress in the rawjson events and in the plain log: a
+//! `FROM` image pulled from a private registry on 127.0.0.1, and the
+//! layers an export compresses.
 
 mod common;
 mod registry_support;
@@ -141,4 +142,48 @@ fn pull_progress_in_plain_log() {
         extract_done,
         "no finished extract line for `{short}` in:\n{log}"
     );
+}
+
+#[test]
+fn export_reports_layer_bytes() {
+    let store = TestStore::new();
+    let ctx = context(&[("Dockerfile", BIG)]);
+    let archive = store.root().join("big.oci.tar");
+    let output = format!("type=oci,dest={}", archive.display());
+    let (result, events) = store.build_events(ctx.path(), &["--output", &output]);
+    assert_success(&result);
+
+    let updates: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "progress")
+        .filter(|e| e["id"].as_str().unwrap().starts_with("compressing layer "))
+        .collect();
+    assert!(!updates.is_empty(), "no compressing progress in {events:?}");
+    let last = updates.last().unwrap();
+    assert_eq!(last["unit"], "B");
+    assert_eq!(last["total"], last["current"], "the last update completes the task");
+    // Random bytes do not compress, so the layer is at least 6 MB.
+    assert!(last["current"].as_u64().unwrap() >= 6_000_000, "{last}");
+
+    // The layer is in the store now, so a second export reuses it and
+    // compresses nothing.
+    let again = store.build(ctx.path(), &["--output", &output]);
+    assert_success(&again);
+    let log = stderr(&again);
+    assert!(!log.contains("compressing layer"), "compressed again:\n{log}");
+}
+
+#[test]
+fn export_progress_in_plain_log() {
+    let store = TestStore::new();
+    let ctx = context(&[("Dockerfile", BIG)]);
+    let archive = store.root().join("big.oci.tar");
+    let output = format!("type=oci,dest={}", archive.display());
+    let result = store.build(ctx.path(), &["--output", &output]);
+    assert_success(&result);
+    let log = stderr(&result);
+    let done = log
+        .lines()
+        .any(|l| l.contains(" compressing layer ") && l.contains(": 6.") && l.ends_with(" done"));
+    assert!(done, "no finished compressing line in:\n{log}");
 }
