@@ -129,7 +129,7 @@ pub fn image_layers_with(
         }
         workers
             .join()
-            .expect("layer compression threads do not panic")
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     for ((index, id, _), result) in missing.iter().zip(computed) {
         let layer = result?;
