@@ -161,7 +161,10 @@ fn export_reports_layer_bytes() {
     assert!(!updates.is_empty(), "no compressing progress in {events:?}");
     let last = updates.last().unwrap();
     assert_eq!(last["unit"], "B");
-    assert_eq!(last["total"], last["current"], "the last update completes the task");
+    assert_eq!(
+        last["total"], last["current"],
+        "the last update completes the task"
+    );
     // Random bytes do not compress, so the layer is at least 6 MB.
     assert!(last["current"].as_u64().unwrap() >= 6_000_000, "{last}");
 
@@ -170,7 +173,10 @@ fn export_reports_layer_bytes() {
     let again = store.build(ctx.path(), &["--output", &output]);
     assert_success(&again);
     let log = stderr(&again);
-    assert!(!log.contains("compressing layer"), "compressed again:\n{log}");
+    assert!(
+        !log.contains("compressing layer"),
+        "compressed again:\n{log}"
+    );
 }
 
 #[test]
