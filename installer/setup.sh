@@ -46,6 +46,10 @@ BUILD_PACKAGES=(build-essential pkg-config cmake curl)
 TEST_PACKAGES=(
     docker.io docker-registry skopeo buildah uidmap iptables hyperfine time bc
     xz-utils zstd bzip2 openssl apache2-utils chromium
+    # `strata build --ui` and `strata view` draw with OpenGL on X11; the
+    # tests open them on Xvfb with Mesa's software renderer.
+    xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1
+    libxrandr2 libxi6
 )
 # The web UI's tests need Node 20 or newer and npm; Debian's packages are
 # installed only when either is missing, so a newer Node stays in place.

@@ -17,7 +17,7 @@ cd "$WEB_DIR"
 [[ -d node_modules ]] || npm ci
 npm run build
 cargo build --manifest-path "$REPO_DIR/Cargo.toml" -p strata-cli
-STRATA="$REPO_DIR/target/debug/strata"
+STRATA="${CARGO_TARGET_DIR:-$REPO_DIR/target}/debug/strata"
 
 WORK="$(mktemp -d /var/tmp/strata-ui-e2e.XXXXXX)"
 SERVER_PID=""

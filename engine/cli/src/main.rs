@@ -47,6 +47,8 @@ enum Command {
     History(commands::history::HistoryCommand),
     /// Serve the workbench web UI on this machine
     Ui(commands::ui::UiArgs),
+    /// Open a recorded build in a window: step graph, waterfall and logs
+    View(commands::view::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
             Command::Prune(args) => commands::cache::prune(root, args),
             Command::Cache(command) => commands::cache::run(root, command),
             Command::Ui(args) => commands::ui::run(root, args).await,
+            Command::View(args) => commands::view::run(root, args),
         }
     });
     match outcome {

@@ -142,7 +142,11 @@ fn a_good_build_follows_a_failed_one() {
 #[test]
 fn foreign_platform_with_run_is_rejected() {
     let store = TestStore::new();
-    let foreign = if std::env::consts::ARCH == "aarch64" { "linux/amd64" } else { "linux/arm64" };
+    let foreign = if std::env::consts::ARCH == "aarch64" {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
     let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo native only\n")]);
     let output = store.build(ctx.path(), &["--platform", foreign]);
     assert!(!output.status.success());

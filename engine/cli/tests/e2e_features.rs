@@ -199,6 +199,114 @@ fn add_url_names_file_from_content_disposition_and_never_unpacks() {
     assert!(!dir.path().join("dl/inner").exists());
 }
 
+/// A file served with an `ETag` that answers `304 Not Modified` to a
+/// request carrying the current tag, counting full and empty responses.
+#[derive(Default)]
+struct Versioned {
+    body: Vec<u8>,
+    etag: String,
+    full: usize,
+    not_modified: usize,
+}
+
+fn serve_versioned(state: std::sync::Arc<std::sync::Mutex<Versioned>>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let read = stream.read(&mut request).unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..read]).to_ascii_lowercase();
+            let mut state = state.lock().unwrap();
+            let tag = format!("if-none-match: {}", state.etag.to_ascii_lowercase());
+            let reply = if request.contains(&tag) {
+                state.not_modified += 1;
+                b"HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n".to_vec()
+            } else {
+                state.full += 1;
+                let mut reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {}\r\nConnection: close\r\n\r\n",
+                    state.body.len(),
+                    state.etag
+                )
+                .into_bytes();
+                reply.extend_from_slice(&state.body);
+                reply
+            };
+            let _ = stream.write_all(&reply);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn add_url_reuses_download_when_server_says_not_modified() {
+    let store = TestStore::new();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(Versioned {
+        body: b"first\n".to_vec(),
+        etag: "\"v1\"".into(),
+        ..Versioned::default()
+    }));
+    let url = serve_versioned(state.clone());
+    let dockerfile =
+        format!("FROM busybox\nADD {url}/data.txt /got/\nRUN cat /got/data.txt > /copy\n");
+    let ctx = context(&[("Dockerfile", &dockerfile)]);
+    build_local(&store, ctx.path(), &[]);
+
+    // Unchanged on the server: one conditional request, nothing re-run.
+    let (output, events) = store.build_events(ctx.path(), &[]);
+    assert_success(&output);
+    let ran: Vec<String> = vertex_names_with(&events, "vertex_completed")
+        .into_iter()
+        .filter(|name| name.contains("RUN"))
+        .collect();
+    assert!(ran.is_empty(), "steps ran again: {ran:?}");
+    let cached = vertex_names_with(&events, "vertex_cached");
+    assert!(cached.iter().any(|name| name.contains("ADD")), "{cached:?}");
+    {
+        let state = state.lock().unwrap();
+        assert_eq!((state.full, state.not_modified), (1, 1));
+    }
+
+    // Changed on the server: downloaded again and the RUN re-runs.
+    {
+        let mut state = state.lock().unwrap();
+        state.body = b"second\n".to_vec();
+        state.etag = "\"v2\"".into();
+    }
+    let dir = build_local(&store, ctx.path(), &[]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("copy")).unwrap(),
+        "second\n"
+    );
+    assert_eq!(state.lock().unwrap().full, 2);
+}
+
+#[test]
+fn add_url_with_checksum_reuses_download_without_asking() {
+    let store = TestStore::new();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(Versioned {
+        body: b"pinned\n".to_vec(),
+        etag: "\"p\"".into(),
+        ..Versioned::default()
+    }));
+    let url = serve_versioned(state.clone());
+    let dockerfile = format!(
+        "FROM busybox\nADD --checksum={} {url}/pinned.txt /\n",
+        sha256(b"pinned\n")
+    );
+    let ctx = context(&[("Dockerfile", &dockerfile)]);
+    build_local(&store, ctx.path(), &[]);
+    let dir = build_local(&store, ctx.path(), &[]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pinned.txt")).unwrap(),
+        "pinned\n"
+    );
+    let state = state.lock().unwrap();
+    assert_eq!((state.full, state.not_modified), (1, 0));
+}
+
 #[test]
 fn add_unreachable_url_names_it() {
     let store = TestStore::new();

@@ -59,6 +59,25 @@ impl BuildBackend {
         Ok(())
     }
 
+    /// The stored download of an HTTP source, leased so GC keeps it while
+    /// the server is asked whether it changed.
+    fn previous_download(
+        &self,
+        op: &SourceOp,
+    ) -> anyhow::Result<Option<strata_source::http::Previous>> {
+        let url = op.identifier.as_str();
+        let Some(validators) = strata_source::http::previous_validators(&self.store, url) else {
+            return Ok(None);
+        };
+        Ok(match self.lease.cache_get(&validators.key)? {
+            Some(Some(snapshot)) => Some(strata_source::http::Previous {
+                validators,
+                snapshot,
+            }),
+            _ => None,
+        })
+    }
+
     fn load_local(
         &self,
         name: &str,
@@ -141,8 +160,13 @@ impl Backend for BuildBackend {
                 tokio::task::block_in_place(|| self.load_local(name, op, cx))
             }
             ("http" | "https", _) => {
-                let loaded = strata_source::http::load_http(&self.store, op).await?;
+                let previous = self.previous_download(op)?;
+                let loaded = strata_source::http::load_http(&self.store, op, previous).await?;
                 self.lease_result(&loaded)?;
+                // Recorded under the source key, so the next build finds
+                // the file again and GC sees it as a cache record.
+                self.store
+                    .cache_put(&loaded.key, loaded.result.snapshot.as_deref())?;
                 Ok(loaded)
             }
             ("git", _) => {
@@ -166,7 +190,8 @@ impl Backend for BuildBackend {
         // A plain path copied from a context mirror is hashed from the
         // mirror's index, so unchanged files are not read again.
         let wildcard = selector.allow_wildcard && selector.path.contains(['*', '?', '[']);
-        let filtered = !selector.include_patterns.is_empty() || !selector.exclude_patterns.is_empty();
+        let filtered =
+            !selector.include_patterns.is_empty() || !selector.exclude_patterns.is_empty();
         if let (Some(snapshot), false, false) = (&input.snapshot, wildcard, filtered) {
             let leases = self.leases.lock().expect("lease list lock");
             let from_index = leases

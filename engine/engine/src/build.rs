@@ -2,6 +2,7 @@
 
 use crate::Engine;
 use crate::backend::{BuildBackend, LocalDir};
+use crate::cache::inline::InlineCache;
 use crate::cache::{CacheExport, CacheImport, CacheImports, CacheLocation};
 use crate::session::{SecretSpec, SshSpec, check_entitlements, exec_session};
 use std::collections::BTreeMap;
@@ -252,16 +253,8 @@ impl Engine {
         check_entitlements(&conversion.definition, &request.allow)?;
         let session = Arc::new(exec_session(&request.secrets, &request.ssh)?);
         let ignore = read_dockerignore(request)?;
-        if let Some(inline) = request
-            .cache_to
-            .iter()
-            .find(|c| c.location == CacheLocation::Inline)
-        {
-            return Err(BuildError::Input(format!(
-                "Invalid `--cache-to` value `{}`: inline cache is not supported yet; use `type=registry,ref=REF` or `type=local,dest=DIR`",
-                inline.location
-            )));
-        }
+        crate::cache::inline::check_outputs(&request.cache_to, &request.outputs, &request.tags)
+            .map_err(BuildError::Input)?;
         let client = registry_client(request)?;
         let imports = match request.cache_from.is_empty() {
             true => None,
@@ -271,6 +264,10 @@ impl Engine {
                     .map_err(BuildError::Environment)?,
             )),
         };
+        let mount_ids = crate::cache::mounts::mount_ids(&conversion.definition);
+        if let Some(imports) = &imports {
+            imports.seed_mounts(&self.store, &mount_ids, events).await;
+        }
         let mut locals = vec![LocalDir {
             name: "context".into(),
             dir: request.context.clone(),
@@ -300,15 +297,25 @@ impl Engine {
         }
         let result = solved?;
 
+        let keys = backend.keys.lock().expect("key list lock").clone();
+        let inline = self.inline_cache(request, &keys, &result).await?;
+        let extras = match &inline {
+            Some(inline) => inline.config_extras().map_err(BuildError::Export)?,
+            None => strata_exporter::ConfigExtras::new(),
+        };
         let exports = self
-            .export(request, &result, &conversion.image_config, events)
+            .export(request, &result, &conversion.image_config, &extras, events)
             .await?;
         if let Some(imports) = &imports {
             imports.warn_unused(events);
         }
-        let keys = backend.keys.lock().expect("key list lock").clone();
-        self.export_cache(request, &client, &keys, &result, events)
-            .await?;
+        let cache = ExportedCache {
+            keys: &keys,
+            result: &result,
+            inline: inline.as_ref(),
+            mount_ids: &mount_ids,
+        };
+        self.export_cache(request, &client, &cache, events).await?;
         Ok(BuildResult {
             definition: conversion.definition,
             image_config: conversion.image_config,
@@ -376,6 +383,7 @@ impl Engine {
         request: &BuildRequest,
         result: &ResultRef,
         config: &ImageConfig,
+        extras: &strata_exporter::ConfigExtras,
         events: &EventSink,
     ) -> Result<Vec<ExportReport>, BuildError> {
         let mut reports = Vec::new();
@@ -389,17 +397,25 @@ impl Engine {
                 duration_ms: None,
             });
             let name = format!("exporting to {output}");
-            let (store, owned_output, config, snapshot) = (
+            let (store, owned_output, config, extras, snapshot) = (
                 self.store.clone(),
                 output.clone(),
                 config.clone(),
+                extras.clone(),
                 snapshot.clone(),
             );
             let layer_events = events.clone();
             let report = tokio::task::spawn_blocking(move || {
-                let output = &owned_output;
+                let (output, snapshot) = (&owned_output, snapshot.as_deref());
                 let mut progress = |update| export_progress(&layer_events, update);
-                strata_exporter::export(&store, snapshot.as_deref(), &config, output, &mut progress)
+                strata_exporter::export_with_extras(
+                    &store,
+                    snapshot,
+                    &config,
+                    &extras,
+                    output,
+                    &mut progress,
+                )
             })
             .await
             .map_err(|e| BuildError::Export(e.into()))?
@@ -425,9 +441,15 @@ impl Engine {
             });
             let name = strata_dockerfile::convert::normalize_reference(tag)
                 .map_err(|e| BuildError::Input(format!("Invalid tag `{tag}`: {e}")))?;
-            let (store, config, snapshot) = (self.store.clone(), config.clone(), snapshot.clone());
+            let (store, config, extras, snapshot) = (
+                self.store.clone(),
+                config.clone(),
+                extras.clone(),
+                snapshot.clone(),
+            );
             tokio::task::spawn_blocking(move || {
-                strata_exporter::store_image(&store, snapshot.as_deref(), &config, &name)
+                let snapshot = snapshot.as_deref();
+                strata_exporter::store_image_with_extras(&store, snapshot, &config, &extras, &name)
             })
             .await
             .map_err(|e| BuildError::Export(e.into()))?
@@ -507,14 +529,48 @@ impl Engine {
     }
 }
 
+/// The inputs of a build's cache exports.
+struct ExportedCache<'a> {
+    keys: &'a [strata_llb::Digest],
+    result: &'a ResultRef,
+    /// The records embedded in the image config, for `type=inline`.
+    inline: Option<&'a InlineCache>,
+    /// The ids of the build's cache mounts, for `cache-mounts=true`.
+    mount_ids: &'a [String],
+}
+
 impl Engine {
+    /// Collects the inline cache records when `--cache-to type=inline` is
+    /// given, before the outputs write the image config that contains them.
+    async fn inline_cache(
+        &self,
+        request: &BuildRequest,
+        keys: &[strata_llb::Digest],
+        result: &ResultRef,
+    ) -> Result<Option<InlineCache>, BuildError> {
+        if !request
+            .cache_to
+            .iter()
+            .any(|c| c.location == CacheLocation::Inline)
+        {
+            return Ok(None);
+        }
+        let (store, keys, snapshot) = (self.store.clone(), keys.to_vec(), result.snapshot.clone());
+        tokio::task::spawn_blocking(move || {
+            crate::cache::inline::collect(&store, &keys, snapshot.as_deref())
+        })
+        .await
+        .map_err(|e| BuildError::Export(e.into()))?
+        .map(Some)
+        .map_err(BuildError::Export)
+    }
+
     /// Writes the cache records of this build to every `--cache-to`.
     async fn export_cache(
         &self,
         request: &BuildRequest,
         client: &strata_registry::RegistryClient,
-        keys: &[strata_llb::Digest],
-        result: &ResultRef,
+        cache: &ExportedCache<'_>,
         events: &EventSink,
     ) -> Result<(), BuildError> {
         for (index, spec) in request.cache_to.iter().enumerate() {
@@ -526,14 +582,32 @@ impl Engine {
                 name: name.clone(),
                 duration_ms: None,
             });
+            if let (CacheLocation::Inline, Some(inline)) = (&spec.location, cache.inline) {
+                events.emit(Event::Phase {
+                    id,
+                    name: format!(
+                        "{name}: {} records in the image config",
+                        inline.records.len()
+                    ),
+                    duration_ms: Some(started.elapsed().as_millis() as u64),
+                });
+                continue;
+            }
             let (store, keys, mode, snapshot) = (
                 self.store.clone(),
-                keys.to_vec(),
+                cache.keys.to_vec(),
                 spec.mode,
-                result.snapshot.clone(),
+                cache.result.snapshot.clone(),
             );
-            let config = tokio::task::spawn_blocking(move || {
-                crate::cache::collect_records(&store, &keys, mode, snapshot.as_deref())
+            let mount_ids = match spec.cache_mounts {
+                true => cache.mount_ids.to_vec(),
+                false => Vec::new(),
+            };
+            let (config, mounts) = tokio::task::spawn_blocking(move || {
+                let mut config =
+                    crate::cache::collect_records(&store, &keys, mode, snapshot.as_deref())?;
+                let mounts = crate::cache::mounts::export_mounts(&store, &mount_ids, &mut config)?;
+                anyhow::Ok((config, mounts))
             })
             .await
             .map_err(|e| BuildError::Export(e.into()))?
@@ -545,13 +619,17 @@ impl Engine {
                         e.context(format!("Failed to export cache to `{}`", spec.location)),
                     )
                 })?;
+            let mut summary = format!(
+                "{name}: {} records, {} layers",
+                config.records.len(),
+                config.layers.len()
+            );
+            if spec.cache_mounts {
+                summary.push_str(&format!(", cache mounts [{}]", mounts.join(", ")));
+            }
             events.emit(Event::Phase {
                 id,
-                name: format!(
-                    "{name}: {} records, {} layers",
-                    config.records.len(),
-                    config.layers.len()
-                ),
+                name: summary,
                 duration_ms: Some(started.elapsed().as_millis() as u64),
             });
         }

@@ -19,25 +19,55 @@ fn selector(path: &str) -> Selector {
 
 #[test]
 fn index_checksum_matches_mirror_checksum() {
-    let root = tempfile::Builder::new().prefix("strata-ck-").tempdir_in("/var/tmp").unwrap();
+    let root = tempfile::Builder::new()
+        .prefix("strata-ck-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
     let store = strata_store::Store::open(&root.path().join("store")).unwrap();
     let context = root.path().join("ctx");
-    for (path, content) in [("a.txt", "a"), ("dir/b", "bb"), ("dir/sub/c", "ccc"), ("dir-x/d", "d"), ("dir.y", "e")] {
+    for (path, content) in [
+        ("a.txt", "a"),
+        ("dir/b", "bb"),
+        ("dir/sub/c", "ccc"),
+        ("dir-x/d", "d"),
+        ("dir.y", "e"),
+    ] {
         let file = context.join(path);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, content).unwrap();
     }
-    std::fs::set_permissions(context.join("dir/b"), std::fs::Permissions::from_mode(0o751)).unwrap();
+    std::fs::set_permissions(
+        context.join("dir/b"),
+        std::fs::Permissions::from_mode(0o751),
+    )
+    .unwrap();
     symlink("sub/c", context.join("dir/link")).unwrap();
     symlink("dir", context.join("dirlink")).unwrap();
 
     let ignore = DockerIgnore::parse("").unwrap();
-    let request = SyncRequest { dir: &context, ignore: &ignore, follow_paths: &[], dirty: None };
+    let request = SyncRequest {
+        dir: &context,
+        ignore: &ignore,
+        follow_paths: &[],
+        dirty: None,
+    };
     let lease = ContextSource::new(store.clone()).sync(&request).unwrap();
     let mirror = store.lowers(&lease.snapshot).unwrap()[0].clone();
 
-    for path in [".", "/", "a.txt", "dir", "dir/", "./dir/sub", "dir/sub/c", "dir-x", "dir.y"] {
-        let from_index = lease.path_checksum(path).unwrap_or_else(|| panic!("no index checksum for {path}"));
+    for path in [
+        ".",
+        "/",
+        "a.txt",
+        "dir",
+        "dir/",
+        "./dir/sub",
+        "dir/sub/c",
+        "dir-x",
+        "dir.y",
+    ] {
+        let from_index = lease
+            .path_checksum(path)
+            .unwrap_or_else(|| panic!("no index checksum for {path}"));
         let from_files = strata_worker::checksum(&mirror, &selector(path)).unwrap();
         assert_eq!(from_index, from_files, "checksums differ for `{path}`");
     }

@@ -1,7 +1,7 @@
 //! Exports that read snapshots and blobs from the store.
 
 use crate::archive::{DestWriter, write_docker_archive, write_oci_archive};
-use crate::image::{ImageBlobs, LayerBlob, build_image};
+use crate::image::{ConfigExtras, ImageBlobs, LayerBlob, build_image_with_extras};
 use crate::layer::{LayerOptions, map_parallel, write_layer_with, write_rootfs_tar};
 use crate::local::materialize;
 use crate::output::{Compression, Dest, OutputKind, OutputSpec, normalize_name};
@@ -234,6 +234,26 @@ pub fn export(
     output: &OutputSpec,
     progress: &mut dyn FnMut(ExportProgress),
 ) -> Result<ExportReport> {
+    export_with_extras(
+        store,
+        snapshot,
+        config,
+        &ConfigExtras::new(),
+        output,
+        progress,
+    )
+}
+
+/// Like [`export`], adding `extras` to the image config of `docker`, `oci`
+/// and `image` outputs. `local` and `tar` outputs have no config.
+pub fn export_with_extras(
+    store: &Store,
+    snapshot: Option<&str>,
+    config: &ImageConfig,
+    extras: &ConfigExtras,
+    output: &OutputSpec,
+    progress: &mut dyn FnMut(ExportProgress),
+) -> Result<ExportReport> {
     let options = output_layer_options(output)?;
     let report = match output.kind {
         OutputKind::Image => {
@@ -241,8 +261,9 @@ pub fn export(
                 .name
                 .as_deref()
                 .ok_or_else(|| anyhow!("Output type `image` needs `name`"))?;
+            let image = ImageInput { config, extras };
             let (record, config_digest) =
-                store_image_with(store, snapshot, config, name, &options, progress)?;
+                store_image_with(store, snapshot, &image, name, &options, progress)?;
             ExportReport {
                 manifest: Some(record.manifest),
                 config: Some(config_digest),
@@ -251,7 +272,8 @@ pub fn export(
             }
         }
         OutputKind::Docker | OutputKind::Oci => {
-            let image = build_stored_image(store, snapshot, config, &options, progress)?;
+            let input = ImageInput { config, extras };
+            let image = build_stored_image(store, snapshot, &input, &options, progress)?;
             let mut out = DestWriter::create(required_dest(output)?)?;
             let names: Vec<String> = output.name.iter().cloned().collect();
             if output.kind == OutputKind::Docker {
@@ -328,23 +350,46 @@ pub fn store_image(
     config: &ImageConfig,
     name: &str,
 ) -> Result<ImageRecord> {
+    store_image_with_extras(store, snapshot, config, &ConfigExtras::new(), name)
+}
+
+/// Like [`store_image`], adding `extras` to the image config blob.
+pub fn store_image_with_extras(
+    store: &Store,
+    snapshot: Option<&str>,
+    config: &ImageConfig,
+    extras: &ConfigExtras,
+    name: &str,
+) -> Result<ImageRecord> {
     let options = LayerOptions::from_env()?;
-    let (record, _) = store_image_with(store, snapshot, config, name, &options, &mut |_| {})?;
+    let image = ImageInput { config, extras };
+    let (record, _) = store_image_with(store, snapshot, &image, name, &options, &mut |_| {})?;
     Ok(record)
+}
+
+/// The config an exported image starts from.
+struct ImageInput<'a> {
+    config: &'a ImageConfig,
+    extras: &'a ConfigExtras,
 }
 
 /// Stores the image and returns its record and config digest.
 fn store_image_with(
     store: &Store,
     snapshot: Option<&str>,
-    config: &ImageConfig,
+    input: &ImageInput,
     name: &str,
     options: &LayerOptions,
     progress: &mut dyn FnMut(ExportProgress),
 ) -> Result<(ImageRecord, Digest)> {
     let name = normalize_name(name)?;
     let layers = image_layers_with(store, snapshot, options, progress)?;
-    let image = build_image(config, layer_blobs(store, &layers), created_time(options))?;
+    let image = build_image_with_extras(
+        input.config,
+        input.extras,
+        layer_blobs(store, &layers),
+        created_time(options),
+    )?;
 
     // put_image reads the manifest blob to reference the config blob, so
     // both are written first.
@@ -371,12 +416,17 @@ fn store_image_with(
 fn build_stored_image(
     store: &Store,
     snapshot: Option<&str>,
-    config: &ImageConfig,
+    input: &ImageInput,
     options: &LayerOptions,
     progress: &mut dyn FnMut(ExportProgress),
 ) -> Result<ImageBlobs> {
     let layers = image_layers_with(store, snapshot, options, progress)?;
-    build_image(config, layer_blobs(store, &layers), created_time(options))
+    build_image_with_extras(
+        input.config,
+        input.extras,
+        layer_blobs(store, &layers),
+        created_time(options),
+    )
 }
 
 fn layer_blobs(store: &Store, layers: &[LayerRecord]) -> Vec<LayerBlob> {

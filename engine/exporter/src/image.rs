@@ -105,6 +105,11 @@ impl ImageBlobs {
     }
 }
 
+/// Top-level keys of an image config beyond the fields of [`ImageConfig`],
+/// such as Strata's inline cache. A base image's extra keys are never
+/// carried over, because [`ImageConfig`] drops unknown keys when parsed.
+pub type ConfigExtras = BTreeMap<String, serde_json::Value>;
+
 /// Builds the config and manifest of an image with `layers` (bottom first)
 /// on top of `base`, created at `created`.
 pub fn build_image(
@@ -112,9 +117,20 @@ pub fn build_image(
     layers: Vec<LayerBlob>,
     created: DateTime<Utc>,
 ) -> Result<ImageBlobs> {
+    build_image_with_extras(base, &ConfigExtras::new(), layers, created)
+}
+
+/// Like [`build_image`], adding `extras` to the config after its own keys.
+pub fn build_image_with_extras(
+    base: &ImageConfig,
+    extras: &ConfigExtras,
+    layers: Vec<LayerBlob>,
+    created: DateTime<Utc>,
+) -> Result<ImageBlobs> {
     let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
     let config = build_config(base, &diff_ids, created)?;
-    let config_json = serde_json::to_vec(&config).context("Failed to serialise the config")?;
+    let config_json =
+        serialize_config(&config, extras).context("Failed to serialise the config")?;
     let config_digest = Digest::of_bytes(&config_json);
 
     let manifest = Manifest {
@@ -142,6 +158,22 @@ pub fn build_image(
         manifest_digest,
         layers,
     })
+}
+
+/// Serialises `config` with `extras` appended. Without extras the bytes
+/// equal plain serialisation, so existing image digests do not change.
+fn serialize_config(config: &ImageConfig, extras: &ConfigExtras) -> serde_json::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct WithExtras<'a> {
+        #[serde(flatten)]
+        config: &'a ImageConfig,
+        #[serde(flatten)]
+        extras: &'a ConfigExtras,
+    }
+    if extras.is_empty() {
+        return serde_json::to_vec(config);
+    }
+    serde_json::to_vec(&WithExtras { config, extras })
 }
 
 /// Fills in `rootfs.diff_ids`, `created`, the platform if unset, and one
@@ -278,6 +310,24 @@ mod tests {
         );
         assert_eq!(config["history"].as_array().unwrap().len(), 2);
         assert!(!config["os"].as_str().unwrap().is_empty());
+    }
+
+    #[test]
+    fn config_extras_follow_own_keys() {
+        let created = DateTime::from_timestamp(0, 0).unwrap();
+        let plain = build_image(&ImageConfig::default(), vec![layer(1)], created).unwrap();
+        let extras = ConfigExtras::from([("x.test".to_string(), serde_json::json!({"a": 1}))]);
+        let image =
+            build_image_with_extras(&ImageConfig::default(), &extras, vec![layer(1)], created)
+                .unwrap();
+        let config: serde_json::Value = serde_json::from_slice(&image.config_json).unwrap();
+        assert_eq!(config["x.test"]["a"], 1);
+        let plain_text = String::from_utf8(plain.config_json).unwrap();
+        let text = String::from_utf8(image.config_json).unwrap();
+        let own_keys = plain_text.strip_suffix('}').unwrap();
+        assert!(text.starts_with(own_keys), "{text}");
+        let reparsed: ImageConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(reparsed, image.config);
     }
 
     #[test]

@@ -18,10 +18,12 @@ mod push;
 
 pub use archive::{DestWriter, write_docker_archive, write_oci_archive};
 pub use export::{
-    ExportProgress, ExportReport, export, image_layers, image_layers_with, output_layer_options,
-    store_image,
+    ExportProgress, ExportReport, export, export_with_extras, image_layers, image_layers_with,
+    output_layer_options, store_image, store_image_with_extras,
 };
-pub use image::{ImageBlobs, LayerBlob, build_config, build_image};
+pub use image::{
+    ConfigExtras, ImageBlobs, LayerBlob, build_config, build_image, build_image_with_extras,
+};
 pub use layer::{LayerDigests, LayerOptions, write_layer, write_layer_with, write_layers};
 pub use local::materialize;
 pub use output::{Compression, Dest, OutputKind, OutputSpec, OutputSpecError, normalize_name};

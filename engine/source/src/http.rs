@@ -5,12 +5,20 @@
 //! response's `Content-Disposition`, else by the URL's last path segment.
 //! Its mode is `0600` and its mtime the `Last-Modified` time when the
 //! server sends one. It is never unpacked.
+//!
+//! Each download leaves a small record of the response's validators
+//! (`ETag`, `Last-Modified`) under `$STRATA_ROOT/sources/http/`. The next
+//! build of the same URL asks the server with `If-None-Match` and
+//! `If-Modified-Since` and reuses the stored file on `304 Not Modified`, as
+//! BuildKit does. With `--checksum`, a stored file of that checksum is
+//! reused without asking the server at all.
 
 use anyhow::{Context, Result, bail};
 use filetime::FileTime;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use strata_llb::{Digest, SourceOp};
 use strata_solver::{ResultRef, SourceResult};
 use strata_store::{ActiveSnapshot, SnapshotKind, Store};
@@ -19,8 +27,68 @@ use tokio::io::AsyncWriteExt;
 pub const HTTP_FILENAME: &str = "http.filename";
 pub const HTTP_CHECKSUM: &str = "http.checksum";
 
-/// Downloads the file of `op` into a new snapshot.
-pub async fn load_http(store: &Store, op: &SourceOp) -> Result<SourceResult> {
+/// What the last download of a URL returned: enough to ask the server
+/// whether the file changed and to find the stored copy again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Validators {
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// sha256 of the downloaded bytes.
+    pub content: Digest,
+    /// The source key of the download, also the cache key of its snapshot.
+    pub key: Digest,
+}
+
+/// A stored download that the caller has leased, offered for reuse.
+pub struct Previous {
+    pub validators: Validators,
+    pub snapshot: String,
+}
+
+fn validators_path(store: &Store, url: &str) -> PathBuf {
+    let name = Digest::of_bytes(url.as_bytes());
+    store
+        .root()
+        .join("sources/http")
+        .join(format!("{}.json", name.hex()))
+}
+
+/// Reads the validators of the last download of `url`. A missing or
+/// unreadable record only means the next download is unconditional.
+pub fn previous_validators(store: &Store, url: &str) -> Option<Validators> {
+    let path = validators_path(store, url);
+    let bytes = std::fs::read(&path).ok()?;
+    match serde_json::from_slice::<Validators>(&bytes) {
+        Ok(validators) if validators.url == url => Some(validators),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!("ignoring `{}`: {error}", path.display());
+            None
+        }
+    }
+}
+
+fn save_validators(store: &Store, validators: &Validators) -> Result<()> {
+    let path = validators_path(store, &validators.url);
+    let dir = path.parent().expect("validators live in a directory");
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("Failed to create `{}`", dir.display()))?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(&mut file, validators)?;
+    file.persist(&path)
+        .with_context(|| format!("Failed to write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Loads the file of `op`: the stored copy in `previous` when the checksum
+/// matches it or the server answers `304 Not Modified`, else a download
+/// into a new snapshot.
+pub async fn load_http(
+    store: &Store,
+    op: &SourceOp,
+    previous: Option<Previous>,
+) -> Result<SourceResult> {
     let url = op.identifier.as_str();
     let expected = match op.attrs.get(HTTP_CHECKSUM) {
         Some(text) => Some(text.parse::<Digest>().map_err(|_| {
@@ -30,9 +98,34 @@ pub async fn load_http(store: &Store, op: &SourceOp) -> Result<SourceResult> {
         })?),
         None => None,
     };
-    let response = reqwest::get(url)
+    let reuse = |previous: Previous| SourceResult {
+        key: previous.validators.key,
+        result: ResultRef::snapshot(previous.snapshot),
+    };
+    let previous = match previous {
+        Some(previous) if expected.as_ref() == Some(&previous.validators.content) => {
+            return Ok(reuse(previous));
+        }
+        other => other,
+    };
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(previous) = &previous {
+        if let Some(etag) = &previous.validators.etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(modified) = &previous.validators.last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+        }
+    }
+    let response = request
+        .send()
         .await
         .map_err(|e| anyhow::anyhow!("Failed to fetch `{url}`: {}", error_chain(&e)))?;
+    if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+        if let Some(previous) = previous {
+            return Ok(reuse(previous));
+        }
+    }
     if !response.status().is_success() {
         bail!(
             "Failed to fetch `{url}`: the server responded with `{}`",
@@ -40,10 +133,17 @@ pub async fn load_http(store: &Store, op: &SourceOp) -> Result<SourceResult> {
         );
     }
     let name = file_name(op, &response)?;
-    let modified = response
-        .headers()
-        .get(reqwest::header::LAST_MODIFIED)
-        .and_then(|v| v.to_str().ok())
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let etag = header(reqwest::header::ETAG);
+    let last_modified = header(reqwest::header::LAST_MODIFIED);
+    let modified = last_modified
+        .as_deref()
         .and_then(|v| httpdate::parse_http_date(v).ok());
 
     let active = store.prepare(None, SnapshotKind::Regular)?;
@@ -69,8 +169,19 @@ pub async fn load_http(store: &Store, op: &SourceOp) -> Result<SourceResult> {
         "name": name,
         "mtime": mtime,
     });
+    let key = Digest::of_bytes(identity.to_string().as_bytes());
+    let validators = Validators {
+        url: url.to_string(),
+        etag,
+        last_modified,
+        content,
+        key: key.clone(),
+    };
+    if let Err(error) = save_validators(store, &validators) {
+        tracing::warn!("the next build will download `{url}` again: {error:#}");
+    }
     Ok(SourceResult {
-        key: Digest::of_bytes(identity.to_string().as_bytes()),
+        key,
         result: ResultRef::snapshot(id),
     })
 }

@@ -25,7 +25,7 @@ mod worker;
 pub use checksum::checksum;
 pub use fileop::apply_file_actions;
 pub use mount::OverlayMount;
-pub use mounts::{ExecSession, SecretValue};
+pub use mounts::{CacheMountDir, ExecSession, SecretValue};
 pub use runc::{BindMount, ExecRequest, RuncExecutor, TmpfsMount};
 pub use user::{ResolvedUser, resolve_exec_user};
 pub use worker::{Worker, WorkerConfig};

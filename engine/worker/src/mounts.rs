@@ -476,3 +476,55 @@ pub(crate) fn remove_mount_points(created: &[PathBuf]) {
         }
     }
 }
+
+/// The directory of a `RUN --mount=type=cache` id, held under its lock,
+/// for exporting and importing cache mounts. A shared lock keeps out
+/// `locked` and `private` users but not `shared` ones, which hold a shared
+/// lock while their command runs.
+pub struct CacheMountDir {
+    /// The mount's files, which an exec finds at the mount's target.
+    pub files: PathBuf,
+    _lock: Flock<std::fs::File>,
+}
+
+impl CacheMountDir {
+    /// Locks instance 0 of cache id `id`: the directory that `shared` and
+    /// `locked` users share and that the first `private` user takes. An
+    /// exclusive lock waits for every exec using it. Returns `None` when
+    /// `create` is false and this store has no directory for the id.
+    pub fn open(
+        store: &Store,
+        id: &str,
+        exclusive: bool,
+        create: bool,
+    ) -> Result<Option<CacheMountDir>> {
+        let key = cache_key(id, 0);
+        // The store names a mutable snapshot by the first 32 hex digits of its key.
+        if !create && store.snapshot(&key[..32]).is_err() {
+            return Ok(None);
+        }
+        let (_, files) = store.cache_mount_snapshot(&key)?;
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
+        let lock = Flock::lock(open_lock(&lock_path(&files))?, arg)
+            .map_err(|(_, errno)| errno)
+            .with_context(|| format!("Failed to lock cache mount `{id}`"))?;
+        Ok(Some(CacheMountDir { files, _lock: lock }))
+    }
+
+    /// Returns whether an exec or an import has filled the directory.
+    pub fn is_initialized(&self) -> bool {
+        self.files.with_file_name("initialized").exists()
+    }
+
+    /// Marks the directory as filled, so that the first exec using it does
+    /// not copy the mount's `from` source or owner into it.
+    pub fn mark_initialized(&self) -> Result<()> {
+        let marker = self.files.with_file_name("initialized");
+        std::fs::write(&marker, b"")
+            .with_context(|| format!("Failed to write `{}`", marker.display()))
+    }
+}

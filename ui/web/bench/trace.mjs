@@ -37,8 +37,52 @@ export async function startTrace(context, page) {
     await session.send('Tracing.end');
     await done;
     if (path) writeFileSync(path, JSON.stringify({ traceEvents: events }));
-    return { totals: summarize(events), functions: hottestFunctions(events, 12) };
+    return { totals: summarize(events), functions: hottestFunctions(events, 12), cpu: cpuPerFrame(events) };
   };
+}
+
+/** Timeline events that only occur in the task that renders a frame. */
+const RENDERING = new Set(['FireAnimationFrame', 'PrePaint', 'Paint', 'Layerize', 'Commit']);
+
+/**
+ * Main-thread CPU time per displayed frame, from the trace's thread
+ * durations (`tdur`): every top-level task from the end of one rendering
+ * task to the end of the next counts for the second frame, so the log
+ * producer, the store's apply and the render are all included. Unlike wall
+ * time, CPU time does not grow while other processes hold the cores.
+ */
+function cpuPerFrame(events) {
+  const mains = mainThreads(events);
+  const onMain = events
+    .filter((e) => e.ph === 'X' && (!mains.size || mains.has(`${e.pid}:${e.tid}`)))
+    .sort((a, b) => a.ts - b.ts);
+  const tasks = [];
+  for (const event of onMain) {
+    const last = tasks[tasks.length - 1];
+    if (event.name === 'ThreadControllerImpl::RunTask' || event.name === 'RunTask') {
+      if (!last || event.ts >= last.end) tasks.push({ end: event.ts + (event.dur ?? 0), cpu: (event.tdur ?? 0) / 1000, renders: false });
+    } else if (last && RENDERING.has(event.name) && event.ts < last.end) {
+      last.renders = true;
+    }
+  }
+  const frames = [];
+  let sum = 0;
+  for (const task of tasks) {
+    sum += task.cpu;
+    if (!task.renders) continue;
+    frames.push(sum);
+    sum = 0;
+  }
+  // The first frames include the page's setup before the stream.
+  const steady = frames.slice(5).sort((a, b) => a - b);
+  const pct = (p) => steady[Math.min(steady.length - 1, Math.floor(steady.length * p))] ?? null;
+  return { frames: steady.length, median: pct(0.5), p95: pct(0.95), max: pct(1), total: tasks.reduce((t, x) => t + x.cpu, 0) };
+}
+
+function mainThreads(events) {
+  return new Set(
+    events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`),
+  );
 }
 
 /** Self time of the JavaScript functions with the most samples, from the trace's CPU profile. */
@@ -69,9 +113,7 @@ function hottestFunctions(events, count) {
 /** Milliseconds per event name on the renderer's main thread. */
 function summarize(events) {
   // Every renderer's main thread counts: the page's is the only busy one.
-  const mains = new Set(
-    events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`),
-  );
+  const mains = mainThreads(events);
   const totals = Object.fromEntries(SUMMED.map((name) => [name, 0]));
   for (const event of events) {
     if (mains.size && !mains.has(`${event.pid}:${event.tid}`)) continue;

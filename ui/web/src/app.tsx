@@ -117,7 +117,13 @@ export function App(props: { client: Client; store: LiveStore }) {
           ))}
         {tab === 'build' && (
           <div class="build-view">
-            <DagView layout={store.layout} nodes={store.nodes} version={version} selected={selected} onSelect={setSelected} />
+            <DagView
+              layout={store.layout}
+              nodes={store.nodes}
+              nodesVersion={store.nodesVersion}
+              selected={selected}
+              onSelect={setSelected}
+            />
             {node && (
               <NodePanel node={node} onClose={() => setSelected(null)}>
                 <LogView lines={allLines} version={version} title="Log" />

@@ -29,13 +29,19 @@ export class LiveStore {
   warnings: Warning[] = [];
   /** Increases on every applied frame. */
   version = 0;
-  /** True while `enqueue`d frames are applied inside an animation frame callback. */
+  /** Increases whenever `nodes` gets a new or replaced node, so the graph can skip frames that only add log lines. */
+  nodesVersion = 0;
+  /**
+   * True while `enqueue`d frames are applied, inside an animation frame
+   * callback or, in a hidden tab, the fallback timer.
+   */
   inAnimationFrame = false;
   /** Unfinished last line of each vertex's stdout and stderr. */
   private partial = new Map<string, string>();
   private listeners = new Set<() => void>();
   private queued: LiveMessage[] = [];
-  private flushScheduled = false;
+  /** Pending animation frame and fallback timer of the scheduled flush; null when none is scheduled. */
+  private scheduledFlush: { frame: number; timer: ReturnType<typeof setTimeout> } | null = null;
 
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -51,21 +57,25 @@ export class LiveStore {
   /**
    * Queues a WebSocket frame and applies every queued frame at the next
    * animation frame, so a fast log costs one apply and one render per
-   * displayed frame. A timer flushes too, because hidden tabs get no
-   * animation frames.
+   * displayed frame. A 250 ms timer flushes too, because hidden tabs get no
+   * animation frames. Whichever fires first cancels the other, so a timer
+   * left from an earlier flush never applies frames outside an animation
+   * frame.
    */
   enqueue(frame: LiveMessage[]): void {
     for (const message of frame) this.queued.push(message);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
+    if (this.scheduledFlush) return;
     const flush = () => this.flushQueued();
-    if (typeof requestAnimationFrame === 'function') requestAnimationFrame(flush);
-    setTimeout(flush, 250);
+    const frameHandle = typeof requestAnimationFrame === 'function' ? requestAnimationFrame(flush) : 0;
+    this.scheduledFlush = { frame: frameHandle, timer: setTimeout(flush, 250) };
   }
 
   private flushQueued(): void {
-    if (!this.flushScheduled) return;
-    this.flushScheduled = false;
+    const scheduled = this.scheduledFlush;
+    if (!scheduled) return;
+    this.scheduledFlush = null;
+    clearTimeout(scheduled.timer);
+    if (scheduled.frame && typeof cancelAnimationFrame === 'function') cancelAnimationFrame(scheduled.frame);
     const messages = this.queued;
     this.queued = [];
     this.inAnimationFrame = true;
@@ -89,6 +99,7 @@ export class LiveStore {
         this.buildId = message.model.build_id;
         this.finished = message.model.finished;
         for (const node of message.model.nodes) this.nodes.set(node.id, node);
+        this.nodesVersion += 1;
         this.layout = message.layout;
         this.counts = message.counts;
         break;
@@ -97,6 +108,7 @@ export class LiveStore {
         break;
       case 'node':
         this.nodes.set(message.node.id, message.node);
+        this.nodesVersion += 1;
         break;
       case 'layout':
         this.layout = message.layout;
@@ -158,6 +170,7 @@ export class LiveStore {
 
   private reset(): void {
     this.nodes = new Map();
+    this.nodesVersion += 1;
     this.layout = { nodes: [], edges: [], width: 0, height: 0 };
     this.counts = EMPTY_COUNTS;
     this.logs = new Map();
@@ -177,6 +190,45 @@ export function searchLines(lines: LogLine[], query: string): number[] {
     if (line.text.toLowerCase().includes(needle)) hits.push(index);
   });
   return hits;
+}
+
+/**
+ * Search of a growing log that scans each line once: while the lines array
+ * and the query stay the same, `update` only scans the lines appended since
+ * the previous call. Another array (another step, a new build) or another
+ * query starts a new scan.
+ */
+export class LogSearch {
+  private lines: LogLine[] | null = null;
+  private needle = '';
+  private scanned = 0;
+  private hits = new Set<number>();
+  private firstHit = -1;
+
+  /** Indexes of the lines that contain `query`, case-insensitive; empty for an empty query. */
+  update(lines: LogLine[], query: string): ReadonlySet<number> {
+    const needle = query.toLowerCase();
+    if (lines !== this.lines || needle !== this.needle || lines.length < this.scanned) {
+      this.lines = lines;
+      this.needle = needle;
+      this.scanned = 0;
+      this.hits = new Set();
+      this.firstHit = -1;
+    }
+    if (!needle) return this.hits;
+    for (let index = this.scanned; index < lines.length; index++) {
+      if (!lines[index].text.toLowerCase().includes(needle)) continue;
+      this.hits.add(index);
+      if (this.firstHit < 0) this.firstHit = index;
+    }
+    this.scanned = lines.length;
+    return this.hits;
+  }
+
+  /** Index of the first matching line, or -1. */
+  first(): number {
+    return this.firstHit;
+  }
 }
 
 export function formatDuration(ms: number | null | undefined): string {

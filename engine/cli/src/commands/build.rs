@@ -80,12 +80,15 @@ pub struct BuildArgs {
     /// Reach registry `HOST[:PORT]` over plain HTTP; only loopback hosts are accepted (repeatable)
     #[arg(long = "allow-insecure-registry", value_name = "HOST")]
     pub allow_insecure_registry: Vec<String>,
-    /// Cache export, such as `type=local,dest=DIR` or `type=registry,ref=REF,mode=max` (repeatable)
+    /// Cache export, such as `type=local,dest=DIR`, `type=registry,ref=REF,mode=max` or `type=inline`; `cache-mounts=true` adds the contents of cache mounts (repeatable)
     #[arg(long = "cache-to", value_name = "SPEC")]
     pub cache_to: Vec<String>,
-    /// Cache import, such as `type=local,src=DIR` or `type=registry,ref=REF` (repeatable)
+    /// Cache import, such as `type=local,src=DIR`, `type=registry,ref=REF`, or an image REF built with `--cache-to type=inline` (repeatable)
     #[arg(long = "cache-from", value_name = "SPEC")]
     pub cache_from: Vec<String>,
+    /// Show the build in a window (step graph, waterfall, logs); the command exits once the build has finished and the window is closed
+    #[arg(long)]
+    pub ui: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -215,9 +218,19 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
     }
     let mode: ProgressMode = args.progress.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let request = args.request()?;
+    if args.ui {
+        super::view::check_display("strata build --ui")?;
+    }
     let engine = open_engine(root, args.max_parallel)?;
 
     let (events, receiver) = EventSink::channel();
+    let (receiver, window) = if args.ui {
+        let title = format!("build of {}", request.context.display());
+        let (receiver, window) = super::view::open_build_window(title, receiver)?;
+        (receiver, Some(window))
+    } else {
+        (receiver, None)
+    };
     let renderer = spawn_renderer(mode, receiver, Box::new(std::io::stderr()));
     let cancel = CancellationToken::new();
     let on_interrupt = cancel.clone();
@@ -232,6 +245,9 @@ pub async fn run(root: Option<PathBuf>, args: BuildArgs) -> anyhow::Result<ExitC
     let summary = renderer
         .await
         .context("The progress renderer stopped unexpectedly")?;
+    if let Some(window) = window {
+        window.wait().await;
+    }
     match outcome {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(error) => {

@@ -5,6 +5,7 @@ pub mod debug;
 pub mod history;
 pub mod image;
 pub mod ui;
+pub mod view;
 pub mod watch;
 
 use std::path::PathBuf;

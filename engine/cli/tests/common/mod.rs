@@ -113,6 +113,26 @@ pub struct TestStore {
     pub dir: tempfile::TempDir,
 }
 
+/// Removes the store with its mounts. A build that a test killed, or one
+/// still running when its test failed, leaves overlay mounts under the
+/// store that would keep the temporary directory from being deleted.
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|line| line.split(' ').nth(1))
+            .filter(|point| point.starts_with(&root))
+            .collect();
+        // Deepest first, so a mount on top of another comes off before it.
+        points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+        for point in points {
+            let _ = Command::new("umount").args(["-l", point]).status();
+        }
+    }
+}
+
 impl TestStore {
     pub fn new() -> TestStore {
         let dir = tempfile::Builder::new()

@@ -21,6 +21,9 @@ pub struct CacheConfig {
     /// Layers in the order of the manifest's `layers`.
     pub layers: Vec<CacheLayer>,
     pub records: Vec<CacheRecord>,
+    /// Cache mount contents, written only with `cache-mounts=true`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<CacheMountRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,47 +44,59 @@ pub struct CacheRecord {
     pub chain: Vec<usize>,
 }
 
+/// The contents of one `RUN --mount=type=cache` directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheMountRecord {
+    /// The mount's `id` (its target path when the Dockerfile gives none).
+    pub id: String,
+    /// Index into `layers` of the tar of the directory's contents.
+    pub layer: usize,
+    /// Owner and permission bits of the directory itself, which the layer
+    /// tar does not contain.
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
 impl CacheConfig {
     /// Adds a record for `key` whose result is the layer chain `layers`,
     /// sharing layer entries by blob digest.
     pub fn add(&mut self, key: Digest, layers: &[LayerRecord]) {
-        let chain = layers
-            .iter()
-            .map(
-                |layer| match self.layers.iter().position(|l| l.blob == layer.blob) {
-                    Some(index) => index,
-                    None => {
-                        self.layers.push(CacheLayer {
-                            blob: layer.blob.clone(),
-                            diff_id: layer.diff_id.clone(),
-                            media_type: layer.media_type.clone(),
-                            size: layer.size,
-                        });
-                        self.layers.len() - 1
-                    }
-                },
-            )
-            .collect();
+        let chain = layers.iter().map(|layer| self.add_layer(layer)).collect();
         if !self.records.iter().any(|r| r.key == key) {
             self.records.push(CacheRecord { key, chain });
         }
     }
 
+    /// Returns the index of `layer` in `layers`, adding it when missing.
+    pub fn add_layer(&mut self, layer: &LayerRecord) -> usize {
+        if let Some(index) = self.layers.iter().position(|l| l.blob == layer.blob) {
+            return index;
+        }
+        self.layers.push(CacheLayer {
+            blob: layer.blob.clone(),
+            diff_id: layer.diff_id.clone(),
+            media_type: layer.media_type.clone(),
+            size: layer.size,
+        });
+        self.layers.len() - 1
+    }
+
     /// Returns the layer records of `record`'s chain.
     pub fn chain(&self, record: &CacheRecord) -> Vec<LayerRecord> {
-        record
-            .chain
-            .iter()
-            .map(|&i| {
-                let layer = &self.layers[i];
-                LayerRecord {
-                    blob: layer.blob.clone(),
-                    diff_id: layer.diff_id.clone(),
-                    media_type: layer.media_type.clone(),
-                    size: layer.size,
-                }
-            })
-            .collect()
+        record.chain.iter().map(|&i| self.layer(i)).collect()
+    }
+
+    /// Returns entry `index` of `layers` as a store layer record.
+    pub fn layer(&self, index: usize) -> LayerRecord {
+        let layer = &self.layers[index];
+        LayerRecord {
+            blob: layer.blob.clone(),
+            diff_id: layer.diff_id.clone(),
+            media_type: layer.media_type.clone(),
+            size: layer.size,
+        }
     }
 
     /// Parses a cache config, checking its version and indexes.
@@ -94,8 +109,14 @@ impl CacheConfig {
                 config.version
             );
         }
-        let count = config.layers.len();
-        if let Some(bad) = config
+        config.check_indexes(source)?;
+        Ok(config)
+    }
+
+    /// Rejects records and mounts that name a layer past the end of `layers`.
+    pub fn check_indexes(&self, source: &str) -> Result<()> {
+        let count = self.layers.len();
+        if let Some(bad) = self
             .records
             .iter()
             .find(|r| r.chain.iter().any(|&i| i >= count))
@@ -105,7 +126,13 @@ impl CacheConfig {
                 bad.key
             );
         }
-        Ok(config)
+        if let Some(bad) = self.mounts.iter().find(|m| m.layer >= count) {
+            bail!(
+                "Invalid cache config in `{source}`: cache mount `{}` names a layer past the {count} listed",
+                bad.id
+            );
+        }
+        Ok(())
     }
 
     /// Serialises the config and the manifest that points at it.

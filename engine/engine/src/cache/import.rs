@@ -1,7 +1,7 @@
 //! Imported caches: records read at the start of a build, layers fetched
 //! only when a step's key hits a record.
 
-use super::format::CacheConfig;
+use super::format::{CacheConfig, CacheMountRecord};
 use super::layout;
 use super::spec::{CacheImport, CacheLocation};
 use anyhow::{Context, Result};
@@ -13,6 +13,7 @@ use strata_llb::Digest;
 use strata_registry::{Reference, RegistryClient, RegistryState, fetch_blob};
 use strata_solver::{Event, EventSink};
 use strata_store::{LayerRecord, Store};
+use strata_worker::CacheMountDir;
 
 enum BlobSource {
     Dir(PathBuf),
@@ -158,6 +159,83 @@ impl CacheImports {
         }
     }
 
+    /// Seeds each cache mount in `ids` that this store has not filled yet
+    /// from the first imported cache that contains it. A mount that exists
+    /// in this store is never overwritten, and a progress phase reports it.
+    ///
+    /// NOTE: seeding happens before the build runs, so a mount is seeded
+    /// even when every step that uses it turns out to be cached.
+    pub async fn seed_mounts(&self, store: &Arc<Store>, ids: &[String], events: &EventSink) {
+        for id in ids {
+            let found = self.caches.iter().find_map(|cache| {
+                let record = cache.config.mounts.iter().find(|m| m.id == *id)?;
+                Some((cache, record))
+            });
+            let Some((cache, record)) = found else {
+                continue;
+            };
+            let started = std::time::Instant::now();
+            let phase = format!("cache-mount-{id}");
+            events.emit(Event::Phase {
+                id: phase.clone(),
+                name: format!("importing cache mount `{id}` from `{}`", cache.name),
+                duration_ms: None,
+            });
+            let name = match self.seed_mount(store, cache, record).await {
+                Ok(true) => format!("seeded cache mount `{id}` from `{}`", cache.name),
+                Ok(false) => format!(
+                    "cache mount `{id}` already exists in this store: kept it, not seeded from `{}`",
+                    cache.name
+                ),
+                Err(error) => {
+                    events.emit(Event::Warning {
+                        message: format!(
+                            "Failed to seed cache mount `{id}` from `{}`, starting it empty: {error:#}",
+                            cache.name
+                        ),
+                        location: None,
+                    });
+                    format!("cache mount `{id}` not seeded")
+                }
+            };
+            events.emit(Event::Phase {
+                id: phase,
+                name,
+                duration_ms: Some(started.elapsed().as_millis() as u64),
+            });
+        }
+    }
+
+    /// Seeds one cache mount; returns false when it exists already.
+    async fn seed_mount(
+        &self,
+        store: &Arc<Store>,
+        cache: &Imported,
+        record: &CacheMountRecord,
+    ) -> Result<bool> {
+        let exists = tokio::task::block_in_place(|| -> Result<bool> {
+            let dir = CacheMountDir::open(store, &record.id, false, false)?;
+            Ok(dir.is_some_and(|dir| dir.is_initialized()))
+        })?;
+        if exists {
+            return Ok(false);
+        }
+        let layer = cache.config.layer(record.layer);
+        if !store.has_blob(&layer.blob) {
+            self.fetch(store, cache, &layer).await?;
+        }
+        tokio::task::block_in_place(|| -> Result<bool> {
+            let dir = CacheMountDir::open(store, &record.id, true, true)?
+                .expect("`create` always returns a directory");
+            // An exec may have filled it since the check above.
+            if dir.is_initialized() {
+                return Ok(false);
+            }
+            super::mounts::seed_mount(store, &dir, record, &layer)?;
+            Ok(true)
+        })
+    }
+
     /// Warns about imported caches none of whose records this build used.
     pub fn warn_unused(&self, events: &EventSink) {
         for cache in &self.caches {
@@ -175,8 +253,15 @@ impl CacheImports {
     }
 }
 
-/// Reads a cache manifest and its config from a registry; `None` when the
-/// reference does not exist.
+/// Config media types of an image whose config may hold an inline cache.
+const IMAGE_CONFIG_MEDIA_TYPES: &[&str] = &[
+    strata_exporter::image::CONFIG_MEDIA_TYPE,
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// Reads a cache manifest and its config from a registry, or an image and
+/// the inline cache in its config. Returns `None` when the reference does
+/// not exist.
 async fn read_registry(
     client: &RegistryClient,
     name: &str,
@@ -195,15 +280,19 @@ async fn read_registry(
         .await?;
     let manifest: Manifest = serde_json::from_slice(&fetched.bytes)
         .with_context(|| format!("Cache `{name}` is not an image manifest"))?;
-    if manifest.config.media_type != super::format::CACHE_CONFIG_MEDIA_TYPE {
+    let is_cache = manifest.config.media_type == super::format::CACHE_CONFIG_MEDIA_TYPE;
+    if !is_cache && !IMAGE_CONFIG_MEDIA_TYPES.contains(&manifest.config.media_type.as_str()) {
         anyhow::bail!(
-            "`{name}` is not a Strata cache: its config has media type `{}`",
+            "`{name}` is neither a Strata cache nor an image: its config has media type `{}`",
             manifest.config.media_type
         );
     }
     let config_bytes = client
         .get_blob_bytes(registry, repository, &manifest.config.digest)
         .await?;
-    let config = CacheConfig::parse(&config_bytes, name)?;
+    let config = match is_cache {
+        true => CacheConfig::parse(&config_bytes, name)?,
+        false => super::inline::from_image(&manifest, &config_bytes, name)?,
+    };
     Ok(Some((config, BlobSource::Registry(reference))))
 }

@@ -7,7 +7,9 @@
 
 pub mod format;
 mod import;
+pub mod inline;
 mod layout;
+pub mod mounts;
 pub mod spec;
 
 pub use import::CacheImports;
@@ -79,7 +81,7 @@ pub async fn export(
             push(store, client, name, config, &config_json, &manifest_json).await
         }
         CacheLocation::Inline => bail!(
-            "Cache export `type=inline` is not supported yet: use `type=registry,ref=REF` or `type=local,dest=DIR`"
+            "Inline cache is written into the image config by the outputs, not exported on its own: this is a bug in Strata"
         ),
     }
 }

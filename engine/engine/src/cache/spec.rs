@@ -31,6 +31,9 @@ pub struct CacheExport {
     pub mode: CacheMode,
     /// `registry.insecure=true`: plain HTTP to a loopback registry.
     pub insecure: bool,
+    /// `cache-mounts=true`: also export the contents of every
+    /// `RUN --mount=type=cache` directory the build uses.
+    pub cache_mounts: bool,
 }
 
 /// A parsed `--cache-from` value.
@@ -122,15 +125,16 @@ fn check_keys(
 }
 
 fn insecure(flag: &str, text: &str, pairs: &[(&str, &str)]) -> Result<bool, String> {
-    match pairs
-        .iter()
-        .find(|(k, _)| *k == "registry.insecure")
-        .map(|(_, v)| *v)
-    {
+    boolean(flag, text, pairs, "registry.insecure")
+}
+
+/// Reads the `true` or `false` value of `key`, `false` when absent.
+fn boolean(flag: &str, text: &str, pairs: &[(&str, &str)], key: &str) -> Result<bool, String> {
+    match pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| *v) {
         None | Some("false") => Ok(false),
         Some("true") => Ok(true),
         Some(other) => Err(format!(
-            "Invalid `{flag}` value `{text}`: `registry.insecure` is `{other}`, expected `true` or `false`"
+            "Invalid `{flag}` value `{text}`: `{key}` is `{other}`, expected `true` or `false`"
         )),
     }
 }
@@ -143,7 +147,14 @@ impl CacheExport {
             flag,
             text,
             &pairs,
-            &["type", "dest", "ref", "mode", "registry.insecure"],
+            &[
+                "type",
+                "dest",
+                "ref",
+                "mode",
+                "registry.insecure",
+                "cache-mounts",
+            ],
         )?;
         let mode = match pairs.iter().find(|(k, _)| *k == "mode").map(|(_, v)| *v) {
             None | Some("min") => CacheMode::Min,
@@ -154,17 +165,49 @@ impl CacheExport {
                 ));
             }
         };
-        Ok(CacheExport {
+        let spec = CacheExport {
             location: location(flag, text, &pairs, "dest")?,
             mode,
             insecure: insecure(flag, text, &pairs)?,
-        })
+            cache_mounts: boolean(flag, text, &pairs, "cache-mounts")?,
+        };
+        if spec.location == CacheLocation::Inline {
+            check_inline(flag, text, &spec)?;
+        }
+        Ok(spec)
     }
 }
 
+/// Rejects the keys an inline cache cannot honour. Like BuildKit's inline
+/// exporter, which its documentation says supports only the `min` mode,
+/// it contains only the steps whose results are layers of the image.
+fn check_inline(flag: &str, text: &str, spec: &CacheExport) -> Result<(), String> {
+    if spec.mode == CacheMode::Max {
+        return Err(format!(
+            "Invalid `{flag}` value `{text}`: inline cache supports only `mode=min`; to export \
+             every step, use `type=registry,ref=REF,mode=max` or `type=local,dest=DIR,mode=max`"
+        ));
+    }
+    if spec.cache_mounts {
+        return Err(format!(
+            "Invalid `{flag}` value `{text}`: inline cache cannot hold cache mounts; use \
+             `type=registry,ref=REF,cache-mounts=true` or `type=local,dest=DIR,cache-mounts=true`"
+        ));
+    }
+    Ok(())
+}
+
 impl CacheImport {
+    /// Parses `type=...,key=value` or, as BuildKit's CLI accepts, a bare
+    /// image reference, which reads as `type=registry,ref=IMAGE`.
     pub fn parse(text: &str) -> Result<CacheImport, String> {
         let flag = "--cache-from";
+        if !text.is_empty() && !text.contains('=') {
+            return Ok(CacheImport {
+                location: CacheLocation::Registry(normalize(flag, text)?),
+                insecure: false,
+            });
+        }
         let pairs = pairs(flag, text)?;
         check_keys(
             flag,
@@ -226,5 +269,31 @@ mod tests {
         let error = CacheImport::parse("type=local,dest=x").unwrap_err();
         assert!(error.contains("unknown key `dest`"), "{error}");
         assert!(CacheImport::parse("type=inline").is_err());
+    }
+
+    #[test]
+    fn parse_inline_limits() {
+        let error = CacheExport::parse("type=inline,mode=max").unwrap_err();
+        assert!(error.contains("supports only `mode=min`"), "{error}");
+        let error = CacheExport::parse("type=inline,cache-mounts=true").unwrap_err();
+        assert!(error.contains("cannot hold cache mounts"), "{error}");
+        let error = CacheExport::parse("type=local,dest=x,cache-mounts=yes").unwrap_err();
+        assert!(error.contains("`cache-mounts` is `yes`"), "{error}");
+        let spec = CacheExport::parse("type=local,dest=x,cache-mounts=true").unwrap();
+        assert!(spec.cache_mounts);
+    }
+
+    #[test]
+    fn parse_bare_image_import() {
+        let spec = CacheImport::parse("127.0.0.1:5000/app:v1").unwrap();
+        assert_eq!(
+            spec.location,
+            CacheLocation::Registry("127.0.0.1:5000/app:v1".into())
+        );
+        let spec = CacheImport::parse("app").unwrap();
+        assert_eq!(
+            spec.location,
+            CacheLocation::Registry("docker.io/library/app:latest".into())
+        );
     }
 }

@@ -3,7 +3,10 @@
 // every change, so a state change re-renders one node, not 500. Only boxes
 // inside the viewport are in the DOM, and below a readable zoom the boxes
 // are drawn without text, because painting SVG text dominated frame time
-// (see the benchmark in docs/benchmarks.md).
+// (see the benchmark in docs/benchmarks.md). Boxes are placed by their x
+// and y attributes, not by a transform per group: Chromium gives every
+// transformed SVG element its own paint property node, and 500 of them
+// made each repaint's layerize and commit steps slow.
 
 import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
@@ -25,7 +28,7 @@ interface View {
   scale: number;
 }
 
-const NodeView = memo(function NodeView(props: {
+export const NodeView = memo(function NodeView(props: {
   node: DagNode | undefined;
   box: NodeBox;
   selected: boolean;
@@ -41,16 +44,15 @@ const NodeView = memo(function NodeView(props: {
       class={`node node-${state}${selected ? ' selected' : ''}`}
       data-node-id={box.id}
       data-state={state}
-      transform={`translate(${box.x},${box.y})`}
       onClick={() => props.onSelect(box.id)}
     >
-      <rect width={box.width} height={box.height} rx={6} fill={STATE_COLOURS[state]} />
+      <rect x={box.x} y={box.y} width={box.width} height={box.height} rx={6} fill={STATE_COLOURS[state]} />
       {props.detailed ? (
         <>
-          <text x={8} y={18} class="node-name">
+          <text x={box.x + 8} y={box.y + 18} class="node-name">
             {box.name.length > 30 ? `${box.name.slice(0, 29)}…` : box.name}
           </text>
-          <text x={8} y={35} class="node-meta">
+          <text x={box.x + 8} y={box.y + 35} class="node-meta">
             {state}
             {duration != null ? ` · ${formatDuration(duration)}` : ''}
           </text>
@@ -116,10 +118,15 @@ function fitView(layout: Layout, width: number, height: number): View {
   return { x: (width - layout.width * scale) / 2, y: 20, scale };
 }
 
-export function DagView(props: {
+/**
+ * The graph canvas with its toolbar. It is memoized, so a frame that only
+ * adds log lines does not render it: pass `nodesVersion` from the store,
+ * which changes whenever a node in `nodes` is replaced.
+ */
+export const DagView = memo(function DagView(props: {
   layout: Layout;
   nodes: Map<string, DagNode>;
-  version: number;
+  nodesVersion: number;
   selected: string | null;
   onSelect: (id: string) => void;
 }) {
@@ -159,7 +166,7 @@ export function DagView(props: {
       if (node.state === 'running' && (!latest || (node.started_ms ?? 0) > (latest.started_ms ?? 0))) latest = node;
     }
     return latest?.id;
-  }, [props.version]);
+  }, [nodes, props.nodesVersion]);
 
   useEffect(() => {
     const element = host.current;
@@ -229,7 +236,7 @@ export function DagView(props: {
       </div>
     </div>
   );
-}
+});
 
 /** Details of one step: instruction, Dockerfile line, cache key, error, and why it ran. */
 export function NodePanel(props: { node: DagNode; onClose: () => void; children?: preact.ComponentChildren }) {

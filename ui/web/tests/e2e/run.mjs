@@ -95,6 +95,34 @@ async function checkCacheView(page) {
   console.log('ok cache view sorts, pins and previews a prune with reasons');
 }
 
+/** Pans, zooms and fits the graph, and checks that each changes the view's transform. */
+async function checkPanZoomFit(page) {
+  const transform = () => page.$eval('.dag-world', (g) => g.style.transform);
+  const fitted = await transform();
+  const canvas = await page.$('.dag-canvas');
+  const box = await canvas.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  await page.mouse.wheel(0, -300);
+  await page.waitForFunction((before) => document.querySelector('.dag-world').style.transform !== before, fitted);
+  const zoomed = await transform();
+  assert.notEqual(scaleOf(zoomed), scaleOf(fitted), `wheel did not zoom: ${zoomed}`);
+
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 40, { steps: 4 });
+  await page.mouse.up();
+  const panned = await transform();
+  assert.equal(scaleOf(panned), scaleOf(zoomed));
+  assert.notEqual(panned, zoomed, 'drag did not pan');
+
+  await page.click('.dag .toolbar button:text("Fit")');
+  assert.equal(await transform(), fitted);
+  console.log('ok graph pans, zooms and fits');
+}
+
+function scaleOf(transform) {
+  return Number(/scale\(([^)]+)\)/.exec(transform)?.[1]);
+}
+
 async function run() {
   await checkAccessControl();
   const { context, close } = await launch();
@@ -116,6 +144,7 @@ async function run() {
     assert.ok(first.includes('done'), `expected done nodes, got ${first}`);
     await page.screenshot({ path: join(artifacts, '03-done.png') });
     console.log('ok first build done');
+    await checkPanZoomFit(page);
 
     await page.click('[data-testid="tab-project"]');
     await page.click('[data-testid="build"]');

@@ -53,6 +53,54 @@ describe('LiveStore', () => {
     }
   });
 
+  it('cancels the fallback timer when the animation frame flushes', () => {
+    vi.useFakeTimers();
+    const callbacks: FrameRequestCallback[] = [];
+    const canceled: number[] = [];
+    vi.stubGlobal('requestAnimationFrame', (callback: FrameRequestCallback) => callbacks.push(callback));
+    vi.stubGlobal('cancelAnimationFrame', (handle: number) => canceled.push(handle));
+    try {
+      const store = new LiveStore();
+      store.enqueue([event('log', { vertex: 'v', stream: 'stdout', data: 'one\n' })]);
+      vi.advanceTimersByTime(200);
+      callbacks[0](0);
+      expect(store.version).toBe(1);
+
+      // A frame queued after that flush waits for its own animation frame:
+      // the first flush's timer, due now, must not apply it.
+      store.enqueue([event('log', { vertex: 'v', stream: 'stdout', data: 'two\n' })]);
+      vi.advanceTimersByTime(100);
+      expect(store.version).toBe(1);
+      expect(callbacks).toHaveLength(2);
+      callbacks[1](0);
+      expect(store.version).toBe(2);
+      expect(store.linesOf('v').map((l) => l.text)).toEqual(['one', 'two']);
+      expect(canceled).toEqual([1, 2]);
+      vi.advanceTimersByTime(1000);
+      expect(store.version).toBe(2);
+    } finally {
+      vi.unstubAllGlobals();
+      vi.useRealTimers();
+    }
+  });
+
+  it('cancels the animation frame when the timer flushes', () => {
+    vi.useFakeTimers();
+    const canceled: number[] = [];
+    vi.stubGlobal('requestAnimationFrame', () => 7);
+    vi.stubGlobal('cancelAnimationFrame', (handle: number) => canceled.push(handle));
+    try {
+      const store = new LiveStore();
+      store.enqueue([event('build_started', { build_id: 'b3' })]);
+      vi.advanceTimersByTime(250);
+      expect(store.version).toBe(1);
+      expect(canceled).toEqual([7]);
+    } finally {
+      vi.unstubAllGlobals();
+      vi.useRealTimers();
+    }
+  });
+
   it('flushes queued frames by timer without animation frames', () => {
     vi.useFakeTimers();
     vi.stubGlobal('requestAnimationFrame', () => 0);
