@@ -41,11 +41,17 @@ new_store() {
     echo "$root"
 }
 
-# Prints the seconds a command takes, discarding its output.
+# Prints the seconds a command takes, discarding its output. A failed
+# command stops the benchmark, because its time would mean nothing.
 seconds() {
     local start end
     start=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
+    if ! "$@" >"$work/last.log" 2>&1; then
+        echo "error: \`$*\` failed:" >&2
+        tail -20 "$work/last.log" >&2
+        kill -TERM $$
+        exit 1
+    fi
     end=$(date +%s.%N)
     printf '%.2f\n' "$(echo "$end - $start" | bc)"
 }
