@@ -359,6 +359,7 @@ impl Engine {
             registry: Some(client),
             resolve_ttl: strata_registry::resolve_ttl_from_env()
                 .map_err(|e| BuildError::Input(format!("{e:#}")))?,
+            events: events.clone(),
         };
         let conversion = convert(&ast, &options, &resolver).await?;
         check_platform(&options.platform, &conversion.definition)?;
@@ -392,6 +393,7 @@ impl Engine {
             registry: Some(registry_client(request)?),
             resolve_ttl: strata_registry::resolve_ttl_from_env()
                 .map_err(|e| BuildError::Input(format!("{e:#}")))?,
+            events: EventSink::discard(),
         };
         Ok(strata_dockerfile::convert::check(&ast, &options, &resolver).await?)
     }
@@ -422,15 +424,17 @@ impl Engine {
                 extras.clone(),
                 snapshot.clone(),
             );
+            let layer_events = events.clone();
             let report = tokio::task::spawn_blocking(move || {
                 let (output, snapshot) = (&owned_output, snapshot.as_deref());
+                let mut progress = |update| export_progress(&layer_events, update);
                 strata_exporter::export_with_extras(
                     &store,
                     snapshot,
                     &config,
                     &extras,
                     output,
-                    &mut |_| {},
+                    &mut progress,
                 )
             })
             .await
@@ -479,6 +483,33 @@ impl Engine {
         }
         Ok(reports)
     }
+}
+
+/// Sends the bytes of each new layer as a `Progress` task of the open
+/// export phase, complete once the layer is in the store.
+fn export_progress(events: &EventSink, update: strata_exporter::ExportProgress) {
+    let task = |snapshot: &str| {
+        let short = &snapshot[..snapshot.len().min(12)];
+        format!("compressing layer {short}")
+    };
+    let (id, current, total) = match update {
+        strata_exporter::ExportProgress::LayerWritten { snapshot, bytes } => {
+            (task(&snapshot), bytes, None)
+        }
+        strata_exporter::ExportProgress::LayerDone {
+            snapshot,
+            layer,
+            cached: false,
+        } => (task(&snapshot), layer.size, Some(layer.size)),
+        _ => return,
+    };
+    events.emit(Event::Progress {
+        vertex: None,
+        id,
+        current,
+        total,
+        unit: "B".into(),
+    });
 }
 
 impl Engine {

@@ -7,16 +7,25 @@ use crate::local::materialize;
 use crate::output::{Compression, Dest, OutputKind, OutputSpec, normalize_name};
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use strata_llb::Digest;
 use strata_llb::image::ImageConfig;
 use strata_store::{ImageRecord, LayerRecord, SnapshotKind, Store};
+
+/// The shortest time between two byte counts of one layer being written.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Progress of an export, for the build event stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExportProgress {
     /// A snapshot without a cached layer is being compressed.
     LayerStarted { snapshot: String },
+    /// Compressed bytes of a new layer written so far, sent at most every
+    /// [`PROGRESS_INTERVAL`] per layer.
+    LayerWritten { snapshot: String, bytes: u64 },
     /// A snapshot's layer is ready. `cached` is set when it came from the store.
     LayerDone {
         snapshot: String,
@@ -100,9 +109,27 @@ pub fn image_layers_with(
         }
     }
 
-    let computed = map_parallel(&missing, |(_, id, dir)| {
-        compress_snapshot(store, dir, options)
-            .with_context(|| format!("Failed to compress the layer of snapshot `{id}`"))
+    // Layers compress on worker threads, and `progress` is called only
+    // here, so their byte counts come back through a channel.
+    let (sender, receiver) = mpsc::channel::<(String, u64)>();
+    let jobs = &missing;
+    let computed = std::thread::scope(|scope| {
+        let workers = scope.spawn(move || {
+            map_parallel(jobs, |(_, id, dir)| {
+                let sender = sender.clone();
+                let mut report = |bytes| {
+                    let _ = sender.send((id.clone(), bytes));
+                };
+                compress_snapshot(store, dir, options, &mut report)
+                    .with_context(|| format!("Failed to compress the layer of snapshot `{id}`"))
+            })
+        });
+        for (snapshot, bytes) in receiver {
+            progress(ExportProgress::LayerWritten { snapshot, bytes });
+        }
+        workers
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     });
     for ((index, id, _), result) in missing.iter().zip(computed) {
         let layer = result?;
@@ -122,14 +149,22 @@ pub fn image_layers_with(
         .collect())
 }
 
-/// Compresses one upper dir straight into the content store.
+/// Compresses one upper dir straight into the content store, calling
+/// `report` with the compressed bytes written so far.
 fn compress_snapshot(
     store: &Store,
     dir: &std::path::Path,
     options: &LayerOptions,
+    report: &mut dyn FnMut(u64),
 ) -> Result<LayerRecord> {
     let mut writer = store.blob_writer()?;
-    let digests = write_layer_with(dir, &mut writer, options)?;
+    let counting = ReportingWriter {
+        inner: &mut writer,
+        bytes: 0,
+        last: None,
+        report,
+    };
+    let digests = write_layer_with(dir, counting, options)?;
     let (blob, size) = writer.commit()?;
     if blob != digests.blob || size != digests.size {
         bail!(
@@ -144,6 +179,35 @@ fn compress_snapshot(
         media_type: options.compression.media_type().to_string(),
         size,
     })
+}
+
+/// A writer that reports the bytes written through it, at most every
+/// [`PROGRESS_INTERVAL`] and once more when it is flushed at the end.
+struct ReportingWriter<'a, W> {
+    inner: W,
+    bytes: u64,
+    last: Option<Instant>,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<W: Write> Write for ReportingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written as u64;
+        if self
+            .last
+            .is_none_or(|last| last.elapsed() >= PROGRESS_INTERVAL)
+        {
+            self.last = Some(Instant::now());
+            (self.report)(self.bytes);
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (self.report)(self.bytes);
+        self.inner.flush()
+    }
 }
 
 /// Returns the ids of a snapshot's chain, bottom first.

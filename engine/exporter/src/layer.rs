@@ -10,9 +10,10 @@
 //! features (renamed directories, metadata-only copy-ups) are not
 //! supported, so snapshots must be mounted without them.
 
+use crate::gzip::ParallelGzEncoder;
 use crate::output::Compression as LayerCompression;
 use anyhow::{Context, Result, bail};
-use flate2::{Compression, GzBuilder};
+use flate2::Compression;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -59,6 +60,10 @@ pub struct LayerOptions {
     /// Clamp mtimes in every layer, base image layers included, to
     /// `source_date_epoch`.
     pub rewrite_timestamp: bool,
+    /// Threads compressing one layer; `None` reads
+    /// `STRATA_COMPRESSION_THREADS` and otherwise takes the CPU count. The
+    /// compressed bytes are the same for every thread count.
+    pub compression_threads: Option<usize>,
 }
 
 impl LayerOptions {
@@ -124,17 +129,37 @@ pub fn write_layer_with(
     })
 }
 
-/// The compressor of one layer. Both formats are deterministic for equal
-/// input and level: the gzip header carries no name and mtime 0, and
-/// zstd runs single-threaded without a dictionary.
+/// Returns the threads to compress one layer with: `requested`, else
+/// `STRATA_COMPRESSION_THREADS`, else the CPU count.
+pub fn compression_threads(requested: Option<usize>) -> Result<usize> {
+    if let Some(threads) = requested {
+        return Ok(threads.max(1));
+    }
+    match std::env::var("STRATA_COMPRESSION_THREADS") {
+        Ok(text) if !text.trim().is_empty() => match text.trim().parse::<usize>() {
+            Ok(threads) if threads >= 1 => Ok(threads),
+            _ => bail!(
+                "Invalid `STRATA_COMPRESSION_THREADS` value `{text}`: expected a whole number of threads, 1 or more"
+            ),
+        },
+        _ => Ok(num_cpus::get().max(1)),
+    }
+}
+
+/// The compressor of one layer. Both formats give equal bytes for equal
+/// input and level, whatever the thread count. gzip is written in blocks
+/// of a fixed size (see [`crate::gzip`]) with no name and mtime 0 in the
+/// header. zstd always runs in its multithreaded mode, whose frames depend
+/// on the level and job size but not on the number of workers.
 enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParallelGzEncoder<W>),
     Zstd(zstd::stream::write::Encoder<'static, W>),
     Plain(W),
 }
 
 impl<W: Write> Encoder<W> {
     fn new(out: W, options: &LayerOptions) -> Result<Encoder<W>> {
+        let threads = compression_threads(options.compression_threads)?;
         Ok(match options.compression {
             LayerCompression::Gzip => {
                 let level = options
@@ -142,13 +167,20 @@ impl<W: Write> Encoder<W> {
                     .map_or(Compression::default(), |l| {
                         Compression::new(l.clamp(0, 9) as u32)
                     });
-                Encoder::Gzip(GzBuilder::new().write(out, level))
+                Encoder::Gzip(ParallelGzEncoder::new(out, level, threads))
             }
             LayerCompression::Zstd => {
                 let level = options.compression_level.unwrap_or(3);
                 let mut encoder = zstd::stream::write::Encoder::new(out, level)
                     .context("Failed to start the zstd stream")?;
                 encoder.include_checksum(true)?;
+                // Worker counts of 1 or more give the same frames (the
+                // parallel_compression test checks it). 0 workers is zstd's
+                // single-threaded code path, so one thread still means one
+                // worker.
+                encoder
+                    .multithread(threads as u32)
+                    .context("Failed to start the zstd worker threads")?;
                 Encoder::Zstd(encoder)
             }
             LayerCompression::Uncompressed => Encoder::Plain(out),
@@ -196,6 +228,9 @@ pub fn write_rootfs_tar(dir: &Path, out: impl Write, options: &LayerOptions) -> 
 
 /// Writes one layer per directory into the writers `open` returns, on up
 /// to one thread per CPU, and returns the digests in input order.
+///
+/// NOTE: each layer also compresses on `compression_threads` threads, so
+/// several large layers at once can start up to CPUs squared threads.
 pub fn write_layers<W, F>(
     diff_dirs: &[PathBuf],
     options: &LayerOptions,

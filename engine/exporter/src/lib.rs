@@ -9,6 +9,7 @@
 
 pub mod archive;
 mod export;
+pub mod gzip;
 pub mod image;
 pub mod layer;
 pub mod local;

@@ -119,6 +119,15 @@ fn image_layers_keep_existing_records() {
         })
         .unwrap();
     assert_eq!(layers[0], imported);
+    // The new layer reports its compressed bytes, ending at its full size.
+    let written: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            ExportProgress::LayerWritten { snapshot, bytes } if *snapshot == child => Some(*bytes),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(written.last(), Some(&layers[1].size), "{events:?}");
     let started: Vec<_> = events
         .iter()
         .filter_map(|e| match e {

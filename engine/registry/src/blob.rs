@@ -21,6 +21,20 @@ impl RegistryClient {
         digest: &Digest,
         partial: &Path,
     ) -> Result<u64> {
+        self.download_blob_reporting(registry, repository, digest, partial, &mut |_| {})
+            .await
+    }
+
+    /// Like [`RegistryClient::download_blob`], calling `report` with the
+    /// bytes in `partial` when the download starts and after each chunk.
+    pub async fn download_blob_reporting(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+        partial: &Path,
+        report: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64> {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .read(true)
@@ -64,6 +78,7 @@ impl RegistryClient {
             }
         };
 
+        report(have);
         while let Some(chunk) = response
             .chunk()
             .await
@@ -73,6 +88,7 @@ impl RegistryClient {
                 .with_context(|| format!("Failed to write `{}`", partial.display()))?;
             hasher.update(&chunk);
             have += chunk.len() as u64;
+            report(have);
         }
         file.sync_data()?;
         finish_download(digest, hasher, have, partial)

@@ -5,6 +5,7 @@
 
 use crate::client::RegistryClient;
 use crate::manifest::{self, Parsed, RemoteDescriptor};
+use crate::progress::{LayerStatus, ProgressFn, Throttle, no_progress};
 use crate::reference::Reference;
 use crate::state::RegistryState;
 use anyhow::{Context, Result, bail};
@@ -36,6 +37,20 @@ pub async fn pull_image(
     reference: &Reference,
     name: &str,
     platform: &Platform,
+) -> Result<Pulled> {
+    pull_image_reporting(store, client, reference, name, platform, &no_progress()).await
+}
+
+/// Like [`pull_image`], sending each layer's download and unpacking
+/// progress to `progress`. Layers the store already has unpacked send
+/// nothing.
+pub async fn pull_image_reporting(
+    store: &Arc<Store>,
+    client: &RegistryClient,
+    reference: &Reference,
+    name: &str,
+    platform: &Platform,
+    progress: &ProgressFn,
 ) -> Result<Pulled> {
     let (registry, repository) = (&reference.registry, &reference.repository);
     let top = client
@@ -89,7 +104,7 @@ pub async fn pull_image(
     store.write_blob(&mut manifest_bytes.as_slice())?;
 
     let state = RegistryState::new(store.root());
-    let downloaded = download_layers(store, client, reference, &layers, &state).await?;
+    let downloaded = download_layers(store, client, reference, &layers, &state, progress).await?;
     let mut blobs: Vec<Digest> = layers.iter().map(|l| l.digest.clone()).collect();
     blobs.push(config.digest.clone());
     state.add_blob_sources(&blobs, &reference.repository_name())?;
@@ -109,8 +124,9 @@ pub async fn pull_image(
         })
         .collect::<Result<_>>()?;
     let snapshot = {
-        let (store, records) = (store.clone(), records.clone());
-        tokio::task::spawn_blocking(move || unpack_chain(&store, &records)).await??
+        let (store, records, progress) = (store.clone(), records.clone(), progress.clone());
+        tokio::task::spawn_blocking(move || unpack_chain_reporting(&store, &records, &progress))
+            .await??
     };
 
     let image = ImageRecord {
@@ -144,6 +160,7 @@ async fn download_layers(
     reference: &Reference,
     layers: &[RemoteDescriptor],
     state: &RegistryState,
+    progress: &ProgressFn,
 ) -> Result<Vec<Digest>> {
     let mut missing: Vec<(Digest, u64)> = Vec::new();
     for layer in layers {
@@ -153,7 +170,7 @@ async fn download_layers(
     }
     let results: Vec<Result<Digest>> = futures::stream::iter(missing)
         .map(|(digest, size)| async move {
-            fetch_blob(store, client, reference, &digest, size, state).await
+            fetch_blob_reporting(store, client, reference, &digest, size, state, progress).await
         })
         .buffer_unordered(PARALLEL_DOWNLOADS)
         .collect()
@@ -171,9 +188,39 @@ pub async fn fetch_blob(
     expected_size: u64,
     state: &RegistryState,
 ) -> Result<Digest> {
+    fetch_blob_reporting(
+        store,
+        client,
+        reference,
+        digest,
+        expected_size,
+        state,
+        &no_progress(),
+    )
+    .await
+}
+
+/// Like [`fetch_blob`], sending `Downloading` updates and a `Verified`
+/// one to `progress`.
+pub async fn fetch_blob_reporting(
+    store: &Arc<Store>,
+    client: &RegistryClient,
+    reference: &Reference,
+    digest: &Digest,
+    expected_size: u64,
+    state: &RegistryState,
+    progress: &ProgressFn,
+) -> Result<Digest> {
     let partial = state.partial_path(digest)?;
+    let mut throttle = Throttle::new(progress, digest, LayerStatus::Downloading, expected_size);
     let size = client
-        .download_blob(&reference.registry, &reference.repository, digest, &partial)
+        .download_blob_reporting(
+            &reference.registry,
+            &reference.repository,
+            digest,
+            &partial,
+            &mut |bytes| throttle.update(bytes),
+        )
         .await?;
     if size != expected_size {
         let _ = std::fs::remove_file(&partial);
@@ -188,6 +235,7 @@ pub async fn fetch_blob(
         std::io::copy(&mut file, &mut writer)?;
         writer.commit_verified(&digest)?;
         std::fs::remove_file(&partial)?;
+        throttle.finish(LayerStatus::Verified);
         Ok(digest)
     })
     .await?
@@ -196,11 +244,29 @@ pub async fn fetch_blob(
 /// Finds or unpacks a `Layer` snapshot per layer, each the parent of the
 /// next, and returns the top one.
 pub fn unpack_chain(store: &Store, layers: &[LayerRecord]) -> Result<Option<String>> {
+    unpack_chain_reporting(store, layers, &no_progress())
+}
+
+/// Like [`unpack_chain`], sending `Extracting` and `Extracted` updates
+/// for each layer it unpacks to `progress`.
+pub fn unpack_chain_reporting(
+    store: &Store,
+    layers: &[LayerRecord],
+    progress: &ProgressFn,
+) -> Result<Option<String>> {
     let mut parent: Option<String> = None;
     for layer in layers {
         let id = match find_layer_snapshot(store, parent.as_deref(), &layer.diff_id)? {
             Some(id) => id,
-            None => unpack_layer(store, parent.as_deref(), layer)?,
+            None => {
+                let mut throttle =
+                    Throttle::new(progress, &layer.blob, LayerStatus::Extracting, layer.size);
+                let id = unpack_layer_reporting(store, parent.as_deref(), layer, &mut |bytes| {
+                    throttle.update(bytes)
+                })?;
+                throttle.finish(LayerStatus::Extracted);
+                id
+            }
         };
         parent = Some(id);
     }
@@ -231,9 +297,24 @@ pub fn find_layer_snapshot(
 /// Unpacks one layer blob (a hostile tar) and checks that its
 /// uncompressed bytes hash to the config's diff id.
 pub fn unpack_layer(store: &Store, parent: Option<&str>, layer: &LayerRecord) -> Result<String> {
+    unpack_layer_reporting(store, parent, layer, &mut |_| {})
+}
+
+/// Like [`unpack_layer`], calling `report` with the compressed bytes read
+/// so far.
+pub fn unpack_layer_reporting(
+    store: &Store,
+    parent: Option<&str>,
+    layer: &LayerRecord,
+    report: &mut dyn FnMut(u64),
+) -> Result<String> {
     let active = store.prepare(parent, SnapshotKind::Layer)?;
     let unpacked = (|| -> Result<Digest> {
-        let blob = store.open_blob(&layer.blob)?;
+        let blob = CountingReader {
+            inner: store.open_blob(&layer.blob)?,
+            bytes: 0,
+            report,
+        };
         let mut reader = HashingReader {
             inner: strata_store::decompress_layer(std::io::BufReader::new(blob))?,
             hasher: Sha256::new(),
@@ -261,6 +342,22 @@ pub fn unpack_layer(store: &Store, parent: Option<&str>, layer: &LayerRecord) ->
     let id = store.commit(active)?;
     store.set_layer(&id, layer)?;
     Ok(id)
+}
+
+/// A reader that reports how many bytes passed through it.
+struct CountingReader<'a, R> {
+    inner: R,
+    bytes: u64,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.bytes += read as u64;
+        (self.report)(self.bytes);
+        Ok(read)
+    }
 }
 
 struct HashingReader<R> {

@@ -112,6 +112,40 @@ pub enum Event {
         key: Digest,
         source: String,
     },
+    /// Progress of one layer of an image pull, sent at most a few times a
+    /// second per layer and status, and always for the last byte.
+    LayerProgress {
+        /// Id of the `Phase` the layer belongs to, such as the pull of
+        /// one image.
+        phase: String,
+        /// The layer's blob digest.
+        layer: Digest,
+        status: LayerStatus,
+        /// Bytes done: downloaded, or read from the blob while unpacking.
+        current: u64,
+        /// Bytes of the blob, as the image manifest lists them.
+        total: u64,
+    },
+}
+
+/// The stage of a layer during an image pull.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerStatus {
+    Downloading,
+    /// The blob is downloaded and its digest matches.
+    Verified,
+    Extracting,
+    /// The layer is unpacked and its diff id matches.
+    Extracted,
+}
+
+impl LayerStatus {
+    /// Returns whether this status ends its task: downloading ends with
+    /// `Verified`, extracting with `Extracted`.
+    pub fn is_final(self) -> bool {
+        matches!(self, LayerStatus::Verified | LayerStatus::Extracted)
+    }
 }
 
 /// An event with the wall-clock time it was sent.

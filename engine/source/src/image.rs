@@ -6,10 +6,13 @@
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use strata_dockerfile::convert::{ImageResolver, ResolvedImage, normalize_reference};
 use strata_llb::Platform;
-use strata_registry::{Reference, RegistryClient, RegistryState, pull_image};
+use strata_registry::{
+    LayerProgress, ProgressFn, Reference, RegistryClient, RegistryState, pull_image_reporting,
+};
+use strata_solver::events::{Event, EventSink, LayerStatus};
 use strata_solver::{ResultRef, SourceResult};
 use strata_store::{ImageRecord, Store};
 
@@ -21,6 +24,8 @@ pub struct StoreImageResolver {
     pub registry: Option<Arc<RegistryClient>>,
     /// How long a pulled tag is used without asking the registry again.
     pub resolve_ttl: Duration,
+    /// Receives a `Phase` per pull and the progress of its layers.
+    pub events: EventSink,
 }
 
 /// The action resolution takes for an image name.
@@ -111,7 +116,16 @@ impl StoreImageResolver {
         platform: &Platform,
         state: &RegistryState,
     ) -> anyhow::Result<ImageRecord> {
-        let pulled = pull_image(&self.store, client, reference, name, platform)
+        let started = Instant::now();
+        let phase = format!("pull-{name}");
+        let phase_name = format!("pulling {name}");
+        self.events.emit(Event::Phase {
+            id: phase.clone(),
+            name: phase_name.clone(),
+            duration_ms: None,
+        });
+        let progress = layer_events(&self.events, &phase);
+        let pulled = pull_image_reporting(&self.store, client, reference, name, platform, &progress)
             .await
             .with_context(|| {
                 format!(
@@ -119,8 +133,34 @@ impl StoreImageResolver {
                 )
             })?;
         state.set_resolved(name, pulled.tag_digest.as_str(), &pulled.image.manifest)?;
+        self.events.emit(Event::Phase {
+            id: phase,
+            name: phase_name,
+            duration_ms: Some(started.elapsed().as_millis() as u64),
+        });
         Ok(pulled.image)
     }
+}
+
+/// Returns a progress receiver that sends each layer update as a
+/// `LayerProgress` event of `phase`.
+fn layer_events(events: &EventSink, phase: &str) -> ProgressFn {
+    let (events, phase) = (events.clone(), phase.to_string());
+    Arc::new(move |update: LayerProgress| {
+        let status = match update.status {
+            strata_registry::LayerStatus::Downloading => LayerStatus::Downloading,
+            strata_registry::LayerStatus::Verified => LayerStatus::Verified,
+            strata_registry::LayerStatus::Extracting => LayerStatus::Extracting,
+            strata_registry::LayerStatus::Extracted => LayerStatus::Extracted,
+        };
+        events.emit(Event::LayerProgress {
+            phase: phase.clone(),
+            layer: update.layer,
+            status,
+            current: update.current,
+            total: update.total,
+        });
+    })
 }
 
 fn not_found_message(name: &str) -> String {

@@ -63,11 +63,28 @@ pub(crate) fn task_amount(task: &TaskProgress) -> String {
 /// Formats a task's label as `id:` so that `transferring context` and
 /// `transferring context:` print alike.
 pub(crate) fn task_label(task: &TaskProgress) -> String {
+    if let Some(label) = &task.label {
+        return label.clone();
+    }
     if task.id.ends_with(':') {
         task.id.clone()
     } else {
         format!("{}:", task.id)
     }
+}
+
+/// Draws `current` of `total` as a bar of `width` cells: `[=====>    ]`.
+pub(crate) fn bar(current: u64, total: u64, width: usize) -> String {
+    let filled = match total {
+        0 => width,
+        _ => (current.min(total) as u128 * width as u128 / total as u128) as usize,
+    };
+    let mut cells = "=".repeat(filled);
+    if filled < width {
+        cells.push('>');
+        cells.push_str(&" ".repeat(width - filled - 1));
+    }
+    format!("[{cells}]")
 }
 
 /// Makes log text safe to print in a fixed-width line: expands tabs, and
@@ -148,6 +165,14 @@ mod tests {
     #[test]
     fn sanitize_drops_escapes_and_expands_tabs() {
         assert_eq!(sanitize("\u{1b}[31mred\u{1b}[0m\tx\r"), "red    x");
+    }
+
+    #[test]
+    fn bar_fills_in_proportion() {
+        assert_eq!(bar(0, 100, 10), "[>         ]");
+        assert_eq!(bar(50, 100, 10), "[=====>    ]");
+        assert_eq!(bar(100, 100, 10), "[==========]");
+        assert_eq!(bar(0, 0, 4), "[====]");
     }
 
     #[test]

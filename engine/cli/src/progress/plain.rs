@@ -11,6 +11,7 @@ use strata_solver::events::{Event, StampedEvent};
 use super::format::{sanitize, task_amount, task_label};
 use super::state::{
     BuildState, StepKey, StepState, between, format_explanations, format_transfer, format_warning,
+    layer_task_id,
 };
 use super::summary::RenderSummary;
 
@@ -74,6 +75,10 @@ impl<W: Write> PlainRenderer<W> {
                 }
             }
             Event::Progress { id, .. } => self.print_task(&key, id, stamped.time),
+            Event::LayerProgress { layer, status, .. } => {
+                let id = layer_task_id(layer, *status);
+                self.print_task(&key, &id, stamped.time)
+            }
             Event::Phase {
                 duration_ms: None, ..
             } => self.enter(&key),

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use strata_llb::{Digest, SourceLocation};
-use strata_solver::events::{Event, ExplainedStep, LogStream, StampedEvent, TransferStats};
+use strata_solver::events::{
+    Event, ExplainedStep, LayerStatus, LogStream, StampedEvent, TransferStats,
+};
 
 use super::summary::{FAILURE_LOG_LINES, FailedVertex, RenderSummary};
 
@@ -51,15 +53,25 @@ impl StepState {
 #[derive(Clone, Debug)]
 pub(crate) struct TaskProgress {
     pub id: String,
+    /// Text printed before the amount; `None` prints the id and a colon.
+    pub label: Option<String>,
     pub current: u64,
     pub total: Option<u64>,
     pub unit: String,
+    /// Set by a final status, for tasks whose end is more than reaching
+    /// the total, such as a download that still has to be verified.
+    pub done: bool,
+    /// Whether the tty view draws a bar for this task.
+    pub bar: bool,
     pub started: DateTime<Utc>,
     pub updated: DateTime<Utc>,
 }
 
 impl TaskProgress {
     pub(crate) fn is_complete(&self) -> bool {
+        if self.bar {
+            return self.done;
+        }
         self.total.is_some_and(|total| self.current >= total)
     }
 
@@ -280,13 +292,29 @@ impl BuildState {
                 self.start(&key, time);
                 let update = TaskProgress {
                     id: id.clone(),
+                    label: None,
                     current: *current,
                     total: *total,
                     unit: unit.clone(),
+                    done: false,
+                    bar: false,
                     started: time,
                     updated: time,
                 };
                 self.step_mut(&key).update_task(update);
+                Some(key)
+            }
+            Event::LayerProgress {
+                phase,
+                layer,
+                status,
+                current,
+                total,
+            } => {
+                let key = StepKey::Phase(phase.clone());
+                self.start(&key, time);
+                self.step_mut(&key)
+                    .update_task(layer_task(layer, *status, *current, *total, time));
                 Some(key)
             }
             Event::Warning { message, location } => {
@@ -447,11 +475,59 @@ impl Step {
                 task.current = update.current;
                 task.total = update.total;
                 task.unit = update.unit;
+                task.done = update.done;
                 task.updated = update.updated;
             }
             None => self.tasks.push(update),
         }
     }
+}
+
+/// Builds the task update of a layer event: the download of the blob,
+/// labelled with its short digest as `docker pull` shows it, or its
+/// unpacking.
+fn layer_task(
+    layer: &Digest,
+    status: LayerStatus,
+    current: u64,
+    total: u64,
+    time: DateTime<Utc>,
+) -> TaskProgress {
+    let short = short_digest(layer);
+    let label = match status {
+        LayerStatus::Downloading | LayerStatus::Verified => short,
+        LayerStatus::Extracting | LayerStatus::Extracted => format!("extracting {short}"),
+    };
+    TaskProgress {
+        id: layer_task_id(layer, status),
+        label: Some(label),
+        current,
+        total: Some(total),
+        unit: "B".into(),
+        done: status.is_final(),
+        bar: true,
+        started: time,
+        updated: time,
+    }
+}
+
+/// Returns the id of the task a layer update belongs to, one for the
+/// download and one for the unpacking.
+pub(crate) fn layer_task_id(layer: &Digest, status: LayerStatus) -> String {
+    match status {
+        LayerStatus::Downloading | LayerStatus::Verified => format!("{layer} download"),
+        LayerStatus::Extracting | LayerStatus::Extracted => format!("{layer} extract"),
+    }
+}
+
+/// Returns `sha256:` and the first 12 hex digits of a digest.
+fn short_digest(digest: &Digest) -> String {
+    let text = digest.as_str();
+    let end = text
+        .find(':')
+        .map_or(12, |colon| colon + 13)
+        .min(text.len());
+    text[..end].to_string()
 }
 
 fn failed_vertex(step: &Step) -> FailedVertex {
@@ -615,5 +691,39 @@ mod tests {
         let key = state.apply(&at(10, progress));
         assert_eq!(key, Some(StepKey::Phase("export".into())));
         assert_eq!(state.all_steps().count(), 1);
+    }
+
+    #[test]
+    fn layer_progress_joins_its_phase() {
+        let mut state = BuildState::default();
+        let phase = Event::Phase {
+            id: "pull-app".into(),
+            name: "pulling app".into(),
+            duration_ms: None,
+        };
+        state.apply(&at(0, phase));
+        let layer = Digest::of_bytes(b"layer");
+        let update = |status, current| Event::LayerProgress {
+            phase: "pull-app".into(),
+            layer: layer.clone(),
+            status,
+            current,
+            total: 100,
+        };
+        state.apply(&at(10, update(LayerStatus::Downloading, 0)));
+        let key = state.apply(&at(20, update(LayerStatus::Downloading, 100)));
+        assert_eq!(key, Some(StepKey::Phase("pull-app".into())));
+
+        let step = state.step(&StepKey::Phase("pull-app".into())).unwrap();
+        let task = &step.tasks[0];
+        assert_eq!(task.label.as_deref(), Some(&layer.as_str()[..19]));
+        assert!(!task.is_complete(), "every byte is in but not yet verified");
+
+        state.apply(&at(30, update(LayerStatus::Verified, 100)));
+        state.apply(&at(40, update(LayerStatus::Extracting, 50)));
+        let step = state.step(&StepKey::Phase("pull-app".into())).unwrap();
+        assert_eq!(step.tasks.len(), 2, "one download and one extract task");
+        assert!(step.tasks[0].is_complete(), "verified ends the download");
+        assert!(!step.tasks[1].is_complete(), "extraction is half done");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use strata_solver::events::StampedEvent;
 
-use super::format::{align, sanitize, task_amount, task_label, truncate};
+use super::format::{align, bar, sanitize, task_amount, task_label, truncate};
 use super::state::{BuildState, Step, StepState, between, format_explanations, format_warning};
 use super::summary::RenderSummary;
 
@@ -16,6 +16,8 @@ pub(crate) const FRAME_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Number of a running step's last log lines the live view shows.
 const LOG_TAIL_LINES: usize = 6;
+/// Cells in the bar of a task with a known total, such as a layer download.
+const TASK_BAR_WIDTH: usize = 20;
 
 const DIM: &str = "\x1b[2m";
 const RED: &str = "\x1b[31m";
@@ -213,7 +215,12 @@ impl<W: Write> TtyRenderer<W> {
         let width = self.options.width;
         for task in &step.tasks {
             let time = format!("{:.1}s", task.elapsed().as_secs_f64());
-            let text = format!(" => => {} {}", task_label(task), task_amount(task));
+            let mut text = format!(" => => {} ", task_label(task));
+            if let (true, Some(total), false) = (task.bar, task.total, task.done) {
+                text.push_str(&bar(task.current, total, TASK_BAR_WIDTH));
+                text.push(' ');
+            }
+            text.push_str(&task_amount(task));
             lines.push((align(&text, &time, width), LineKind::Detail));
         }
 
