@@ -66,6 +66,9 @@ impl HistoryDb {
         connection.busy_timeout(Duration::from_secs(30))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
+        // As the store's connection: consistent after a crash, without an
+        // fsync per commit.
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.execute_batch(SCHEMA)?;
         let db = HistoryDb { connection };
         db.mark_interrupted()?;

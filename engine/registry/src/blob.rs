@@ -161,11 +161,11 @@ impl RegistryClient {
             .with_context(|| format!("Failed to read `{}`", path.display()))?
             .len();
         let response = self
-            .send(registry, &scopes, &|_| {
+            .send(registry, &scopes, &|http| {
                 let file = std::fs::File::open(path)
                     .with_context(|| format!("Failed to open `{}`", path.display()))?;
                 let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-                Ok(self
+                Ok(http
                     .request(Method::PUT, &put_url)
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, size)

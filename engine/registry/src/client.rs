@@ -83,7 +83,10 @@ impl RegistryOptions {
 
 /// A distribution API client shared by every pull and push of a build.
 pub struct RegistryClient {
-    http: reqwest::Client,
+    /// Built on first use: loading the system's root certificates costs
+    /// milliseconds that a build resolving only local images should not pay.
+    http: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
+    extra_roots: Vec<reqwest::Certificate>,
     options: RegistryOptions,
     credentials: CredentialStore,
     /// `Authorization` values by host and scope set.
@@ -101,21 +104,29 @@ pub struct FetchedManifest {
 impl RegistryClient {
     pub fn new(options: RegistryOptions) -> Result<RegistryClient> {
         let credentials = CredentialStore::from_env()?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(30));
-        for pem in extra_certificates(options.certs_dir.as_deref())? {
-            builder = builder.add_root_certificate(pem);
-        }
-        let http = builder
-            .build()
-            .context("Failed to set up the HTTP client")?;
+        let extra_roots = extra_certificates(options.certs_dir.as_deref())?;
         Ok(RegistryClient {
-            http,
+            http: std::sync::OnceLock::new(),
+            extra_roots,
             options,
             credentials,
             tokens: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client> {
+        self.http
+            .get_or_init(|| {
+                let mut builder = reqwest::Client::builder()
+                    .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(std::time::Duration::from_secs(30));
+                for pem in &self.extra_roots {
+                    builder = builder.add_root_certificate(pem.clone());
+                }
+                builder.build().map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(|e| anyhow!("Failed to set up the HTTP client: {e}"))
     }
 
     pub fn options(&self) -> &RegistryOptions {
@@ -146,7 +157,7 @@ impl RegistryClient {
         self.options.check_allowed(api_host(registry))?;
         let key = (registry.to_string(), scopes.join(" "));
         let cached = self.cached_token(&key);
-        let mut request = build(&self.http)?;
+        let mut request = build(self.http()?)?;
         if let Some(value) = &cached {
             request = request.header(AUTHORIZATION, value);
         }
@@ -171,7 +182,7 @@ impl RegistryClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, value.clone());
-        let response = build(&self.http)?
+        let response = build(self.http()?)?
             .header(AUTHORIZATION, value)
             .send()
             .await
@@ -240,6 +251,7 @@ impl RegistryClient {
         for scope in scopes {
             query.push(("scope", scope));
         }
+        let http = self.http()?;
         let request = match &credentials {
             Some(Credentials::IdentityToken(token)) => {
                 let mut form = vec![
@@ -253,17 +265,15 @@ impl RegistryClient {
                     .map(|(k, v)| format!("{k}={}", url_encode(v)))
                     .collect::<Vec<_>>()
                     .join("&");
-                self.http
-                    .post(realm)
+                http.post(realm)
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .body(body)
             }
-            Some(basic) => self
-                .http
+            Some(basic) => http
                 .get(realm)
                 .query(&query)
                 .header(AUTHORIZATION, basic.basic_header().unwrap_or_default()),
-            None => self.http.get(realm).query(&query),
+            None => http.get(realm).query(&query),
         };
         let response = request
             .send()
@@ -389,10 +399,6 @@ impl RegistryClient {
             );
         }
         Ok(bytes)
-    }
-
-    pub(crate) fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        self.http.request(method, url)
     }
 }
 
