@@ -241,7 +241,7 @@ fn serve_versioned(state: std::sync::Arc<std::sync::Mutex<Versioned>>) -> String
 }
 
 #[test]
-fn add_url_reuses_download_when_server_says_not_modified() {
+fn add_url_not_modified_reuses_file() {
     let store = TestStore::new();
     let state = std::sync::Arc::new(std::sync::Mutex::new(Versioned {
         body: b"first\n".to_vec(),
@@ -284,7 +284,7 @@ fn add_url_reuses_download_when_server_says_not_modified() {
 }
 
 #[test]
-fn add_url_with_checksum_reuses_download_without_asking() {
+fn add_url_checksum_skips_request() {
     let store = TestStore::new();
     let state = std::sync::Arc::new(std::sync::Mutex::new(Versioned {
         body: b"pinned\n".to_vec(),
@@ -361,11 +361,7 @@ fn git_daemon(base: &Path) -> GitDaemon {
     let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
     let exec_path = String::from_utf8(exec_path.stdout).unwrap();
     let child = Command::new(Path::new(exec_path.trim()).join("git-daemon"))
-        .args([
-            "--export-all",
-            "--reuseaddr",
-            "--listen=127.0.0.1",
-        ])
+        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1"])
         .arg(format!("--port={port}"))
         .arg(format!("--base-path={}", base.display()))
         .arg(base)
@@ -473,7 +469,7 @@ fn named_contexts_replace_stages_and_images() {
 }
 
 #[test]
-fn oci_layout_context_serves_as_base_image() {
+fn oci_layout_context_as_base() {
     let store = TestStore::new();
     // An OCI archive from one build, unpacked into a layout directory.
     let base = context(&[(

@@ -13,8 +13,7 @@ use strata_llb::image::ImageConfig;
 use strata_llb::{Digest, Platform};
 use strata_store::{ImageRecord, LayerRecord, Store};
 
-/// The annotation that names an index entry, as `docker buildx` and
-/// `skopeo` write it.
+/// The annotation that gives an index entry its tag.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// Which image of a layout to read.
@@ -151,9 +150,9 @@ fn choose<'a>(
     let found = match selector {
         LayoutSelector::Only => match entries {
             [only] => Some(only),
-            [] => bail!("The OCI layout `{shown}` holds no image"),
+            [] => bail!("The OCI layout `{shown}` contains no image"),
             _ => bail!(
-                "The OCI layout `{shown}` holds {} images: pick one with `oci-layout://DIR:TAG` \
+                "The OCI layout `{shown}` contains {} images: pick one with `oci-layout://DIR:TAG` \
                  or `oci-layout://DIR@sha256:...` (it has {})",
                 entries.len(),
                 tags()
