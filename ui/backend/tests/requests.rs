@@ -325,7 +325,10 @@ async fn tagged_build_sends_transfers() {
     // Progress events go out only as model changes.
     let raw = frames.0.iter().filter(|m| {
         m["type"] == "event"
-            && matches!(m["event"]["type"].as_str(), Some("progress" | "layer_progress"))
+            && matches!(
+                m["event"]["type"].as_str(),
+                Some("progress" | "layer_progress")
+            )
     });
     assert_eq!(raw.count(), 0);
 
@@ -358,7 +361,10 @@ async fn tagged_build_sends_transfers() {
     let mut late = f.backend.subscribe();
     let snapshot: Value = serde_json::from_str(&late.next().await).unwrap();
     let transfers = snapshot[0]["model"]["transfers"].as_array().unwrap();
-    assert!(transfers.iter().any(|t| t["kind"] == "export"), "{transfers:?}");
+    assert!(
+        transfers.iter().any(|t| t["kind"] == "export"),
+        "{transfers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

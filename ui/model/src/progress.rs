@@ -6,7 +6,7 @@ use crate::dag::{DagModel, NodeState};
 use serde::Serialize;
 use std::collections::HashMap;
 use strata_llb::Digest;
-use strata_solver::LayerStatus;
+use strata_solver::events::LayerStatus;
 
 /// Id of the context transfer task, as the engine sends it.
 pub const CONTEXT_TASK: &str = "transfer";
@@ -161,7 +161,9 @@ impl DagModel {
                     unit: unit.to_string(),
                     done,
                 };
-                change.transfers.push(self.phase_transfer(kind, phase, item));
+                change
+                    .transfers
+                    .push(self.phase_transfer(kind, phase, item));
             }
         }
         change
@@ -204,12 +206,7 @@ impl DagModel {
     /// Records a `Phase` event. A finished phase marks its transfers done,
     /// because the last update of a task may have come before its total
     /// was known.
-    pub(crate) fn apply_phase(
-        &mut self,
-        id: &str,
-        name: &str,
-        duration_ms: Option<u64>,
-    ) -> Change {
+    pub(crate) fn apply_phase(&mut self, id: &str, name: &str, duration_ms: Option<u64>) -> Change {
         self.phases.names.insert(id.to_string(), name.to_string());
         let mut change = Change::default();
         if duration_ms.is_none() {

@@ -153,6 +153,8 @@ export interface ProjectSettings {
   target: string | null;
   build_args: Record<string, string>;
   no_cache: boolean;
+  /** Image name to store the result under; the server does not remember it. */
+  tag?: string | null;
 }
 
 export interface OpenedProject {
@@ -166,6 +168,8 @@ export interface BuildParameters {
   target?: string | null;
   build_args?: Record<string, string>;
   no_cache?: boolean;
+  /** Image name to store the result under, such as `app:dev`; the export then reports progress per layer. */
+  tag?: string | null;
 }
 
 export interface HistoryEntry {

@@ -74,9 +74,8 @@ fn build_request(body: &StartRequest) -> ApiResult<BuildRequest> {
     request.build_args = body.build_args.clone();
     request.no_cache = body.no_cache;
     if let Some(tag) = body.tag.as_deref().filter(|t| !t.is_empty()) {
-        let name = strata_exporter::normalize_name(tag).map_err(|e| {
-            ApiError::bad_request(format!("{e}; give a tag such as `app:dev`"))
-        })?;
+        let name = strata_exporter::normalize_name(tag)
+            .map_err(|e| ApiError::bad_request(format!("{e}; give a tag such as `app:dev`")))?;
         let mut output = OutputSpec::new(OutputKind::Image, None);
         output.name = Some(name);
         request.outputs.push(output);
