@@ -137,8 +137,11 @@ async function checkPanZoomFit(page) {
   const zoomed = await transform();
   assert.notEqual(scaleOf(zoomed), scaleOf(fitted), `wheel did not zoom: ${zoomed}`);
 
+  // Drag from an empty corner: a press and release on a box would select
+  // its step and open the details panel, which narrows the canvas.
+  await page.mouse.move(box.x + 10, box.y + box.height - 10);
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 40, { steps: 4 });
+  await page.mouse.move(box.x + 90, box.y + box.height - 50, { steps: 4 });
   await page.mouse.up();
   const panned = await transform();
   assert.equal(scaleOf(panned), scaleOf(zoomed));
@@ -174,8 +177,8 @@ async function run() {
     assert.ok(first.includes('done'), `expected done nodes, got ${first}`);
     await page.screenshot({ path: join(artifacts, '03-done.png') });
     console.log('ok first build done');
-    await checkContextProgress(page);
     await checkPanZoomFit(page);
+    await checkContextProgress(page);
 
     await page.click('[data-testid="tab-project"]');
     await page.fill('[data-testid="tag"]', 'e2e-progress:latest');
