@@ -143,7 +143,7 @@ fn snapshot_frame(state: &LiveState) -> String {
 /// Applies a batch and returns its frame: every event except progress
 /// events, each changed node once in its final state, the transfers whose
 /// change is due, and the layout when nodes were added. Returns `None` when
-/// the batch changed nothing a subscriber sees, such as progress updates
+/// the batch changed nothing a subscriber receives, such as progress updates
 /// that were all throttled.
 fn apply_batch(state: &mut LiveState, batch: &[StampedEvent], now: Instant) -> Option<String> {
     let mut messages: Vec<Value> = Vec::with_capacity(batch.len() + 4);
@@ -153,17 +153,22 @@ fn apply_batch(state: &mut LiveState, batch: &[StampedEvent], now: Instant) -> O
     let nodes_before = state.model.nodes.len();
     let mut relayout = false;
     let mut finished = false;
+
     for stamped in batch {
         match &stamped.event {
             Event::BuildStarted { build_id } => {
                 state.build_id = Some(build_id.clone());
                 state.layout = Layout::default();
                 state.throttle.clear();
+                // The model starts over, so earlier indexes no longer apply.
+                changed.clear();
+                transfers.clear();
                 relayout = true;
             }
             Event::BuildFinished { .. } => finished = true,
             _ => {}
         }
+
         let change = state.model.apply_change(stamped);
         if let Some(index) = change.node {
             match changed.iter_mut().find(|(i, _)| *i == index) {
@@ -176,6 +181,7 @@ fn apply_batch(state: &mut LiveState, batch: &[StampedEvent], now: Instant) -> O
                 transfers.push(index);
             }
         }
+
         if !matches!(
             stamped.event,
             Event::Progress { .. } | Event::LayerProgress { .. }
@@ -183,6 +189,7 @@ fn apply_batch(state: &mut LiveState, batch: &[StampedEvent], now: Instant) -> O
             messages.push(json!({"type": "event", "event": stamped}));
         }
     }
+
     push_node_changes(state, &changed, finished, now, &mut messages);
     push_transfer_changes(state, &transfers, finished, now, &mut messages);
     if relayout || state.model.nodes.len() != nodes_before {
@@ -190,6 +197,7 @@ fn apply_batch(state: &mut LiveState, batch: &[StampedEvent], now: Instant) -> O
         state.layout = layout(&state.model, &LayoutOptions::default(), Some(&previous));
         messages.push(json!({"type": "layout", "layout": state.layout}));
     }
+
     if messages.is_empty() {
         return None;
     }

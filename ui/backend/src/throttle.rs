@@ -1,7 +1,8 @@
 //! Decides which progress changes go out in frames, so a fast transfer
-//! costs a bounded number of messages: an item is sent when it first
-//! appears, when it finishes or learns its total, when it moved by at least
-//! 1 % of its total, and, without a total, at most every 250 ms.
+//! costs a bounded number of messages. An item is sent when it first
+//! appears, when it finishes or learns its total, and when it moved by at
+//! least 1 % of its total. An item without a total is sent at most every
+//! 250 ms.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

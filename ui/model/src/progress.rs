@@ -49,7 +49,7 @@ impl ProgressItem {
     }
 }
 
-/// What a build-level transfer moves.
+/// Kind of data a build-level transfer moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferKind {
@@ -90,7 +90,8 @@ pub(crate) struct Phases {
     open: Option<String>,
 }
 
-/// What one event changed, for callers that forward changes.
+/// The node and transfers one event changed, for callers that forward
+/// changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Change {
     /// Index of the node the event changed.
