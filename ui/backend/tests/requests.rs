@@ -336,8 +336,8 @@ async fn tagged_build_sends_transfers() {
         frames
             .0
             .iter()
-            .filter(|m| m["type"] == "transfer" && m["transfer"]["kind"] == kind)
-            .last()
+            .rev()
+            .find(|m| m["type"] == "transfer" && m["transfer"]["kind"] == kind)
             .map(|m| m["transfer"].clone())
             .unwrap_or_else(|| panic!("a `{kind}` transfer"))
     };
@@ -353,8 +353,8 @@ async fn tagged_build_sends_transfers() {
     let context_node = frames
         .0
         .iter()
-        .filter(|m| m["type"] == "node" && m["node"]["id"] == context["vertex"])
-        .last()
+        .rev()
+        .find(|m| m["type"] == "node" && m["node"]["id"] == context["vertex"])
         .expect("a node message for the context vertex");
     assert_eq!(context_node["node"]["progress"][0]["done"], true);
 
