@@ -55,6 +55,10 @@ pub struct StartRequest {
     pub build_args: BTreeMap<String, String>,
     #[serde(default)]
     pub no_cache: bool,
+    /// Image name to store the result under in the local store, such as
+    /// `app:dev`; the export then reports progress per layer.
+    #[serde(default)]
+    pub tag: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

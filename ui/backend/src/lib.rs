@@ -14,6 +14,7 @@ mod live;
 pub mod project;
 mod routes;
 pub mod settings;
+mod throttle;
 
 pub use error::{ApiError, ApiResult};
 pub use live::Subscription;

@@ -77,14 +77,17 @@ impl Frames {
 /// Builds `dir` and collects the frames a subscriber receives until the
 /// build's `idle` message.
 async fn build(f: &Fixture, dir: &Path) -> (String, Frames) {
+    build_with(f, json!({ "project": dir })).await
+}
+
+/// Starts a build with the request `body` and collects its frames as
+/// [`build`] does.
+async fn build_with(f: &Fixture, body: Value) -> (String, Frames) {
     let mut subscription = f.backend.subscribe();
     let snapshot: Value = serde_json::from_str(&subscription.next().await).unwrap();
     assert_eq!(snapshot[0]["type"], "snapshot");
 
-    let started = f
-        .post("/api/builds", json!({ "project": dir }))
-        .await
-        .unwrap();
+    let started = f.post("/api/builds", body).await.unwrap();
     let build_id = started["build_id"].as_str().unwrap().to_string();
     let mut messages = Vec::new();
     loop {
@@ -232,6 +235,11 @@ async fn start_build_rejects_bad_requests() {
             "Invalid build argument name `A B`",
         ),
         (
+            json!({ "project": dir.path(), "tag": "Bad Tag" }),
+            "bad_request",
+            "Invalid image name `Bad Tag`",
+        ),
+        (
             json!({ "project": "/nonexistent/strata-project" }),
             "not_found",
             "/nonexistent/strata-project",
@@ -303,6 +311,60 @@ async fn build_sends_nodes_and_records_history() {
     let path = format!("/api/history/{build_id}/logs?vertex=no%20such%20vertex");
     let none = f.get(&path).await.unwrap();
     assert_eq!(none, json!([]), "logs of `{vertex}`");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagged_build_sends_transfers() {
+    let f = fixture(None);
+    let dir = project(&[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a\n")]);
+    let body = json!({ "project": dir.path(), "tag": "progress-test:dev" });
+    let (_, frames) = build_with(&f, body).await;
+    let finished = frames.finished_event();
+    assert_eq!(finished["success"], true, "{finished}");
+
+    // Progress events go out only as model changes.
+    let raw = frames.0.iter().filter(|m| {
+        m["type"] == "event"
+            && matches!(
+                m["event"]["type"].as_str(),
+                Some("progress" | "layer_progress")
+            )
+    });
+    assert_eq!(raw.count(), 0);
+
+    let last = |kind: &str| {
+        frames
+            .0
+            .iter()
+            .rev()
+            .find(|m| m["type"] == "transfer" && m["transfer"]["kind"] == kind)
+            .map(|m| m["transfer"].clone())
+            .unwrap_or_else(|| panic!("a `{kind}` transfer"))
+    };
+    let context = last("context");
+    assert_eq!(context["done"], true, "{context}");
+    assert_eq!(context["unit"], "B");
+    let export = last("export");
+    assert_eq!(export["done"], true, "{export}");
+    assert_eq!(export["phase"], "export-0");
+    assert!(export["total"].as_u64().unwrap() > 0, "{export}");
+    assert_eq!(export["current"], export["total"]);
+
+    let context_node = frames
+        .0
+        .iter()
+        .rev()
+        .find(|m| m["type"] == "node" && m["node"]["id"] == context["vertex"])
+        .expect("a node message for the context vertex");
+    assert_eq!(context_node["node"]["progress"][0]["done"], true);
+
+    let mut late = f.backend.subscribe();
+    let snapshot: Value = serde_json::from_str(&late.next().await).unwrap();
+    let transfers = snapshot[0]["model"]["transfers"].as_array().unwrap();
+    assert!(
+        transfers.iter().any(|t| t["kind"] == "export"),
+        "{transfers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

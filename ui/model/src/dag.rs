@@ -1,5 +1,6 @@
 //! Node states of one build, updated event by event.
 
+use crate::progress::{Change, Phases, ProgressItem, Transfer};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -42,6 +43,9 @@ pub struct Node {
     /// Why the step missed the cache, once the build has finished.
     pub reasons: Vec<String>,
     pub log_bytes: u64,
+    /// Long tasks of the step, such as the context transfer, in the order
+    /// they started.
+    pub progress: Vec<ProgressItem>,
 }
 
 impl Node {
@@ -84,6 +88,13 @@ pub struct DagModel {
     /// `Some(success)` once the build finished.
     pub finished: Option<bool>,
     pub duration_ms: Option<u64>,
+    /// Pulls per layer, context transfers and export per layer, in the
+    /// order they started.
+    pub transfers: Vec<Transfer>,
+    #[serde(skip)]
+    pub(crate) transfer_index: HashMap<String, usize>,
+    #[serde(skip)]
+    pub(crate) phases: Phases,
     /// Increases with every change, so a UI can skip redraws.
     pub version: u64,
 }
@@ -91,8 +102,54 @@ pub struct DagModel {
 impl DagModel {
     /// Applies one event; returns the index of the node it changed.
     pub fn apply(&mut self, stamped: &StampedEvent) -> Option<usize> {
+        self.apply_change(stamped).node
+    }
+
+    /// Applies one event; returns the node and the transfers it changed.
+    pub fn apply_change(&mut self, stamped: &StampedEvent) -> Change {
+        let change = match &stamped.event {
+            Event::Progress {
+                vertex,
+                id,
+                current,
+                total,
+                unit,
+            } => self.apply_progress(vertex.as_ref(), id, *current, *total, unit),
+            Event::LayerProgress {
+                phase,
+                layer,
+                status,
+                current,
+                total,
+            } => self.apply_layer_progress(phase, layer, *status, *current, *total),
+            Event::ContextTransfer { vertex, .. } => self.apply_context_transfer(vertex),
+            Event::Phase {
+                id,
+                name,
+                duration_ms,
+            } => self.apply_phase(id, name, *duration_ms),
+            _ => {
+                let node = self.apply_node_event(stamped);
+                let transfers = match node {
+                    Some(index) => self.finish_vertex_progress(index),
+                    None => Vec::new(),
+                };
+                Change {
+                    node,
+                    progress_only: false,
+                    transfers,
+                }
+            }
+        };
+        self.version += 1;
+        change
+    }
+
+    /// Applies an event about a node or the whole build; returns the index
+    /// of the node it changed.
+    fn apply_node_event(&mut self, stamped: &StampedEvent) -> Option<usize> {
         let offset = self.offset_ms(stamped.time);
-        let changed = match &stamped.event {
+        match &stamped.event {
             Event::BuildStarted { build_id } => {
                 *self = DagModel {
                     build_id: Some(build_id.clone()),
@@ -126,6 +183,7 @@ impl DagModel {
                     error: None,
                     reasons: Vec::new(),
                     log_bytes: 0,
+                    progress: Vec::new(),
                 });
                 Some(self.nodes.len() - 1)
             }
@@ -177,9 +235,7 @@ impl DagModel {
                 None
             }
             _ => None,
-        };
-        self.version += 1;
-        changed
+        }
     }
 
     fn offset_ms(&self, time: DateTime<Utc>) -> u64 {
@@ -188,7 +244,7 @@ impl DagModel {
         })
     }
 
-    fn update(&mut self, id: &str, change: impl FnOnce(&mut Node)) -> Option<usize> {
+    pub(crate) fn update(&mut self, id: &str, change: impl FnOnce(&mut Node)) -> Option<usize> {
         let index = *self.index.get(id)?;
         change(&mut self.nodes[index]);
         Some(index)

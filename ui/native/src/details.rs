@@ -3,7 +3,7 @@
 use crate::theme;
 use crate::view::BuildView;
 use eframe::egui::{self, RichText, ScrollArea, TextStyle};
-use strata_ui_model::{Node, format};
+use strata_ui_model::{Node, ProgressItem, format};
 
 impl BuildView {
     pub(crate) fn details_ui(&mut self, ui: &mut egui::Ui) {
@@ -19,6 +19,13 @@ impl BuildView {
             .num_columns(2)
             .striped(true)
             .show(ui, |ui| self.facts_ui(ui, &node));
+        if !node.progress.is_empty() {
+            ui.separator();
+            ui.strong("Progress");
+            for item in &node.progress {
+                progress_ui(ui, item);
+            }
+        }
         if let Some(error) = &node.error {
             ui.separator();
             ui.label(RichText::new(error).color(theme::ERROR_TEXT));
@@ -90,6 +97,35 @@ impl BuildView {
                 ui.label(RichText::new(&log.text).text_style(TextStyle::Monospace));
             });
     }
+}
+
+/// Draws one task as a bar labelled `label: done / total`. A task without
+/// a total shows its amount on an empty bar until it is done, because
+/// an animated bar would keep the window repainting.
+fn progress_ui(ui: &mut egui::Ui, item: &ProgressItem) {
+    let amount = |count: u64| match item.unit.as_str() {
+        "B" => format::bytes(count),
+        unit => format!("{count} {unit}"),
+    };
+    let (fraction, text) = match item.total {
+        Some(total) => (
+            item.fraction().unwrap_or(0.0),
+            format!(
+                "{}: {} / {}",
+                item.label,
+                amount(item.current),
+                amount(total)
+            ),
+        ),
+        None => (0.0, format!("{}: {}", item.label, amount(item.current))),
+    };
+    let fraction = if item.done { 1.0 } else { fraction };
+    let text = if item.done {
+        format!("{text}, done")
+    } else {
+        text
+    };
+    ui.add(egui::ProgressBar::new(fraction as f32).text(text));
 }
 
 /// `sha256:0123456789ab`, the first 12 hex digits as `docker` shows them.

@@ -235,6 +235,45 @@ fn clicking_node_selects_it_and_shows_log() {
 }
 
 #[test]
+fn details_show_context_progress() {
+    let (sender, receiver) = mpsc::channel();
+    let mut harness = harness(BuildView::live("build-1", receiver));
+    let build_id = "build-1".to_string();
+    let transfer = |current| {
+        at(
+            30,
+            Event::Progress {
+                vertex: Some(digest(CONTEXT)),
+                id: "transfer".into(),
+                current,
+                total: None,
+                unit: "bytes".into(),
+            },
+        )
+    };
+    for event in [
+        at(0, Event::BuildStarted { build_id }),
+        queued(CONTEXT, &[]),
+        started(10, CONTEXT),
+        transfer(1_500),
+    ] {
+        sender.send(event).unwrap();
+    }
+    harness.run();
+    node(&harness, CONTEXT).click();
+    harness.run();
+    let bar = harness.get_by_label("context: 1.5kB");
+    assert_eq!(bar.accesskit_node().role(), Role::ProgressIndicator);
+    assert_eq!(bar.accesskit_node().numeric_value(), Some(0.0));
+
+    sender.send(transfer(2_500)).unwrap();
+    sender.send(completed(70, CONTEXT, 60)).unwrap();
+    harness.run();
+    let bar = harness.get_by_label("context: 2.5kB, done");
+    assert_eq!(bar.accesskit_node().numeric_value(), Some(100.0));
+}
+
+#[test]
 fn waterfall_has_bar_per_step() {
     let mut events = first_half();
     events.extend(second_half());

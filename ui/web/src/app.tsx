@@ -10,6 +10,7 @@ import { DagView, NodePanel } from './views/dag';
 import { CacheView } from './views/cache';
 import { HistoryView, LayersView, WaterfallView } from './views/history';
 import { LogView } from './views/logs';
+import { TransfersStrip } from './views/progress';
 import { DockerfileView, EmptyState, ProjectView, failureMarks } from './views/project';
 
 type Tab = 'project' | 'build' | 'waterfall' | 'history' | 'layers' | 'cache' | 'dockerfile';
@@ -116,19 +117,22 @@ export function App(props: { client: Client; store: LiveStore }) {
             <EmptyState demos={demos} onOpen={open} />
           ))}
         {tab === 'build' && (
-          <div class="build-view">
-            <DagView
-              layout={store.layout}
-              nodes={store.nodes}
-              nodesVersion={store.nodesVersion}
-              selected={selected}
-              onSelect={setSelected}
-            />
-            {node && (
-              <NodePanel node={node} onClose={() => setSelected(null)}>
-                <LogView lines={allLines} version={version} title="Log" />
-              </NodePanel>
-            )}
+          <div class="build-tab">
+            <TransfersStrip transfers={store.transfers} version={store.transfersVersion} />
+            <div class="build-view">
+              <DagView
+                layout={store.layout}
+                nodes={store.nodes}
+                nodesVersion={store.nodesVersion}
+                selected={selected}
+                onSelect={setSelected}
+              />
+              {node && (
+                <NodePanel node={node} onClose={() => setSelected(null)}>
+                  <LogView lines={allLines} version={version} title="Log" />
+                </NodePanel>
+              )}
+            </div>
           </div>
         )}
         {tab === 'waterfall' && <WaterfallView client={client} buildId={store.running ? null : buildId} version={version && store.finished === null ? 0 : 1} />}

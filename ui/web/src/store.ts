@@ -2,7 +2,7 @@
 // stores what the server computed (nodes, layout, counts) plus the log
 // lines, and notifies listeners once per applied frame.
 
-import type { Counts, DagNode, Layout, LiveMessage, StampedEvent } from './types';
+import type { Counts, DagNode, Layout, LiveMessage, StampedEvent, Transfer } from './types';
 
 export interface LogLine {
   text: string;
@@ -25,12 +25,16 @@ export class LiveStore {
   nodes = new Map<string, DagNode>();
   layout: Layout = { nodes: [], edges: [], width: 0, height: 0 };
   counts: Counts = EMPTY_COUNTS;
+  /** Transfers by key, in the order they started; objects are replaced, never mutated. */
+  transfers = new Map<string, Transfer>();
   logs = new Map<string, LogLine[]>();
   warnings: Warning[] = [];
   /** Increases on every applied frame. */
   version = 0;
   /** Increases whenever `nodes` gets a new or replaced node, so the graph can skip frames that only add log lines. */
   nodesVersion = 0;
+  /** Increases whenever `transfers` changes, so the transfers strip can skip other frames. */
+  transfersVersion = 0;
   /**
    * True while `enqueue`d frames are applied, inside an animation frame
    * callback or, in a hidden tab, the fallback timer.
@@ -99,7 +103,9 @@ export class LiveStore {
         this.buildId = message.model.build_id;
         this.finished = message.model.finished;
         for (const node of message.model.nodes) this.nodes.set(node.id, node);
+        for (const transfer of message.model.transfers) this.transfers.set(transfer.key, transfer);
         this.nodesVersion += 1;
+        this.transfersVersion += 1;
         this.layout = message.layout;
         this.counts = message.counts;
         break;
@@ -109,6 +115,10 @@ export class LiveStore {
       case 'node':
         this.nodes.set(message.node.id, message.node);
         this.nodesVersion += 1;
+        break;
+      case 'transfer':
+        this.transfers.set(message.transfer.key, message.transfer);
+        this.transfersVersion += 1;
         break;
       case 'layout':
         this.layout = message.layout;
@@ -173,6 +183,8 @@ export class LiveStore {
     this.nodesVersion += 1;
     this.layout = { nodes: [], edges: [], width: 0, height: 0 };
     this.counts = EMPTY_COUNTS;
+    this.transfers = new Map();
+    this.transfersVersion += 1;
     this.logs = new Map();
     this.partial = new Map();
     this.warnings = [];

@@ -22,6 +22,34 @@ export interface DagNode {
   error: string | null;
   reasons: string[];
   log_bytes: number;
+  /** Long tasks of the step, such as the context transfer. */
+  progress: ProgressItem[];
+}
+
+/** One long task: `strata_ui_model::ProgressItem`. */
+export interface ProgressItem {
+  id: string;
+  label: string;
+  current: number;
+  /** Null while the size is unknown, such as a layer still compressing. */
+  total: number | null;
+  /** `B` for bytes. */
+  unit: string;
+  done: boolean;
+}
+
+export type TransferKind = 'pull' | 'context' | 'export' | 'other';
+
+/** A build-level transfer: `strata_ui_model::Transfer`, its item fields flattened. */
+export interface Transfer extends ProgressItem {
+  /** Unique within the build. */
+  key: string;
+  kind: TransferKind;
+  /** Id of the phase, such as `pull-busybox:latest` or `export-0`; null for a context transfer. */
+  phase: string | null;
+  phase_name: string | null;
+  /** The vertex of a context transfer. */
+  vertex: string | null;
 }
 
 export interface DagModel {
@@ -29,6 +57,7 @@ export interface DagModel {
   nodes: DagNode[];
   finished: boolean | null;
   duration_ms: number | null;
+  transfers: Transfer[];
   version: number;
 }
 
@@ -75,6 +104,7 @@ export type LiveMessage =
   | { type: 'snapshot'; running: boolean; model: DagModel; layout: Layout; counts: Counts }
   | { type: 'event'; event: StampedEvent }
   | { type: 'node'; node: DagNode }
+  | { type: 'transfer'; transfer: Transfer }
   | { type: 'layout'; layout: Layout }
   | { type: 'counts'; counts: Counts; finished: boolean | null }
   | { type: 'idle' };
@@ -123,6 +153,8 @@ export interface ProjectSettings {
   target: string | null;
   build_args: Record<string, string>;
   no_cache: boolean;
+  /** Image name to store the result under; the server does not remember it. */
+  tag?: string | null;
 }
 
 export interface OpenedProject {
@@ -136,6 +168,8 @@ export interface BuildParameters {
   target?: string | null;
   build_args?: Record<string, string>;
   no_cache?: boolean;
+  /** Image name to store the result under, such as `app:dev`; the export then reports progress per layer. */
+  tag?: string | null;
 }
 
 export interface HistoryEntry {

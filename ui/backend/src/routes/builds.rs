@@ -9,6 +9,7 @@ use crate::settings::{self, ProjectSettings};
 use serde_json::{Value, json};
 use std::path::{Component, Path};
 use strata_engine::{BuildRequest, DockerfileSource};
+use strata_exporter::{OutputKind, OutputSpec};
 
 /// Starts a build and returns `{build_id}` once the engine assigned it,
 /// after saving the parameters as the project's settings.
@@ -72,5 +73,12 @@ fn build_request(body: &StartRequest) -> ApiResult<BuildRequest> {
     request.target = body.target.clone().filter(|t| !t.is_empty());
     request.build_args = body.build_args.clone();
     request.no_cache = body.no_cache;
+    if let Some(tag) = body.tag.as_deref().filter(|t| !t.is_empty()) {
+        let name = strata_exporter::normalize_name(tag)
+            .map_err(|e| ApiError::bad_request(format!("{e}; give a tag such as `app:dev`")))?;
+        let mut output = OutputSpec::new(OutputKind::Image, None);
+        output.name = Some(name);
+        request.outputs.push(output);
+    }
     Ok(request)
 }

@@ -12,6 +12,7 @@ import { memo } from 'preact/compat';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { formatDuration } from '../store';
 import type { DagNode, Layout, NodeBox } from '../types';
+import { NodeProgress } from './progress';
 
 export const STATE_COLOURS: Record<string, string> = {
   queued: '#c9ced6',
@@ -238,7 +239,7 @@ export const DagView = memo(function DagView(props: {
   );
 });
 
-/** Details of one step: instruction, Dockerfile line, cache key, error, and why it ran. */
+/** Details of one step: instruction, Dockerfile line, cache key, progress bars, error, and why it ran. */
 export function NodePanel(props: { node: DagNode; onClose: () => void; children?: preact.ComponentChildren }) {
   const { node } = props;
   return (
@@ -267,6 +268,7 @@ export function NodePanel(props: { node: DagNode; onClose: () => void; children?
         <dt>Inputs</dt>
         <dd class="mono">{node.inputs.map((i) => i.slice(7, 19)).join(', ') || '—'}</dd>
       </dl>
+      <NodeProgress items={node.progress} />
       {node.error && <pre class="error">{node.error}</pre>}
       {node.reasons.length > 0 && (
         <>

@@ -89,6 +89,15 @@ export function ProjectView(props: {
             </select>
           </label>
           <label>
+            Tag
+            <input
+              data-testid="tag"
+              placeholder="app:dev"
+              value={settings.tag ?? ''}
+              onInput={(e) => update({ tag: e.currentTarget.value || null })}
+            />
+          </label>
+          <label>
             <input type="checkbox" checked={settings.no_cache} onChange={(e) => update({ no_cache: e.currentTarget.checked })} />{' '}
             No cache
           </label>

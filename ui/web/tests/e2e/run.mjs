@@ -95,6 +95,36 @@ async function checkCacheView(page) {
   console.log('ok cache view sorts, pins and previews a prune with reasons');
 }
 
+/** Checks the context transfer's bar in the transfers strip and in its node's details panel. */
+async function checkContextProgress(page) {
+  const bar = '[data-testid="transfers"] [data-kind="context"] [data-testid="progress"]';
+  await page.waitForSelector(`${bar}[data-state="done"]`);
+  assert.match(await page.textContent(`${bar} [data-testid="progress-amount"]`), /\d B|iB/);
+  const vertex = await page.evaluate(
+    () => [...window.__strata.store.transfers.values()].find((t) => t.kind === 'context')?.vertex,
+  );
+  assert.ok(vertex, 'no context transfer in the store');
+  await page.click(`[data-node-id="${vertex}"]`);
+  await page.waitForSelector('[data-testid="node-panel"] [data-testid="node-progress"] [data-progress-id="transfer"][data-state="done"]');
+  await page.screenshot({ path: join(artifacts, '03-context-progress.png') });
+  await page.click('[data-testid="node-panel"] button[aria-label="Close"]');
+  console.log('ok context transfer progress in the strip and the node panel');
+}
+
+/** Checks that a tagged build shows a finished export bar with the layer's size. */
+async function checkExportProgress(page) {
+  const bar = '[data-testid="transfers"] [data-kind="export"] [data-testid="progress"]';
+  await page.waitForSelector(`${bar}[data-state="done"]`);
+  const title = await page.textContent('[data-testid="transfers"] [data-kind="export"] h4');
+  assert.match(title, /exporting to/);
+  const amount = await page.textContent(`${bar} [data-testid="progress-amount"]`);
+  const [done, total] = amount.split(' / ');
+  assert.ok(total, `export amount without a total: ${amount}`);
+  assert.equal(done, total);
+  await page.screenshot({ path: join(artifacts, '04-export-progress.png') });
+  console.log('ok export progress of the tagged build');
+}
+
 /** Pans, zooms and fits the graph, and checks that each changes the view's transform. */
 async function checkPanZoomFit(page) {
   const transform = () => page.$eval('.dag-world', (g) => g.style.transform);
@@ -107,8 +137,11 @@ async function checkPanZoomFit(page) {
   const zoomed = await transform();
   assert.notEqual(scaleOf(zoomed), scaleOf(fitted), `wheel did not zoom: ${zoomed}`);
 
+  // Drag from an empty corner: a press and release on a box would select
+  // its step and open the details panel, which narrows the canvas.
+  await page.mouse.move(box.x + 10, box.y + box.height - 10);
   await page.mouse.down();
-  await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2 + 40, { steps: 4 });
+  await page.mouse.move(box.x + 90, box.y + box.height - 50, { steps: 4 });
   await page.mouse.up();
   const panned = await transform();
   assert.equal(scaleOf(panned), scaleOf(zoomed));
@@ -145,8 +178,10 @@ async function run() {
     await page.screenshot({ path: join(artifacts, '03-done.png') });
     console.log('ok first build done');
     await checkPanZoomFit(page);
+    await checkContextProgress(page);
 
     await page.click('[data-testid="tab-project"]');
+    await page.fill('[data-testid="tag"]', 'e2e-progress:latest');
     await page.click('[data-testid="build"]');
     await page.waitForFunction(() => window.__strata.store.running === false && window.__strata.store.finished === true, null, { timeout: 60_000 });
     await page.waitForSelector('[data-node-id][data-state="cached"]');
@@ -154,6 +189,7 @@ async function run() {
     assert.ok(!second.includes('done') || second.filter((s) => s === 'cached').length > 0, `expected cached nodes, got ${second}`);
     await page.screenshot({ path: join(artifacts, '04-cached.png') });
     console.log('ok rebuild cached');
+    await checkExportProgress(page);
 
     await page.click('[data-testid="tab-project"]');
     await page.selectOption('[data-testid="target"]', 'broken');

@@ -40,7 +40,7 @@ describe('failureMarks', () => {
   const node = (state: DagNode['state'], file: string): DagNode => ({
     id: `n-${state}-${file}`, name: '[broken 1/1] RUN exit 3', stage: 'broken',
     location: { file, start_line: 8, end_line: 9 }, inputs: [], state, started_ms: null, finished_ms: null,
-    cache_key: null, error: 'exit status 3', reasons: [], log_bytes: 0,
+    cache_key: null, error: 'exit status 3', reasons: [], log_bytes: 0, progress: [],
   });
 
   it('marks failed steps of the same Dockerfile only', () => {

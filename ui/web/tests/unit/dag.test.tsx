@@ -25,6 +25,7 @@ function node(i: number, state: DagNode['state']): DagNode {
     error: null,
     reasons: [],
     log_bytes: 0,
+    progress: [],
   };
 }
 

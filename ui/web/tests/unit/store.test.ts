@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { LiveStore, formatBytes, formatDuration, searchLines } from '../../src/store';
-import type { DagNode, LiveMessage } from '../../src/types';
+import type { DagNode, LiveMessage, Transfer } from '../../src/types';
 
 function node(id: string, state: DagNode['state']): DagNode {
   return {
@@ -16,7 +16,13 @@ function node(id: string, state: DagNode['state']): DagNode {
     error: null,
     reasons: [],
     log_bytes: 0,
+    progress: [],
   };
+}
+
+function transfer(key: string, current: number): Transfer {
+  const [phase, id] = key.split('/');
+  return { key, kind: 'export', phase, phase_name: null, vertex: null, id, label: id, current, total: null, unit: 'B', done: false };
 }
 
 const event = (type: string, fields: Record<string, unknown> = {}): LiveMessage => ({
@@ -156,7 +162,7 @@ describe('LiveStore', () => {
       {
         type: 'snapshot',
         running: false,
-        model: { build_id: 'b2', nodes: [node('c', 'cached')], finished: true, duration_ms: 5, version: 3 },
+        model: { build_id: 'b2', nodes: [node('c', 'cached')], finished: true, duration_ms: 5, transfers: [transfer('pull-x/l1', 10)], version: 3 },
         layout: { nodes: [], edges: [], width: 0, height: 0 },
         counts: { total: 1, running: 0, cached: 1, done: 0, failed: 0 },
       },
@@ -164,6 +170,22 @@ describe('LiveStore', () => {
     expect([...store.nodes.keys()]).toEqual(['c']);
     expect(store.linesOf('v')).toEqual([]);
     expect(store.finished).toBe(true);
+    expect([...store.transfers.keys()]).toEqual(['pull-x/l1']);
+    store.apply([event('build_started', { build_id: 'b3' })]);
+    expect(store.transfers.size).toBe(0);
+  });
+
+  it('replaces transfers by key in start order', () => {
+    const store = new LiveStore();
+    store.apply([{ type: 'transfer', transfer: transfer('export-0/a', 10) }, { type: 'transfer', transfer: transfer('export-0/b', 5) }]);
+    const before = store.transfersVersion;
+    const versionOfNodes = store.nodesVersion;
+    store.apply([{ type: 'transfer', transfer: { ...transfer('export-0/a', 40), total: 40, done: true } }]);
+    expect(store.transfersVersion).toBe(before + 1);
+    expect(store.nodesVersion).toBe(versionOfNodes);
+    expect([...store.transfers.keys()]).toEqual(['export-0/a', 'export-0/b']);
+    expect(store.transfers.get('export-0/a')!.current).toBe(40);
+    expect(store.transfers.get('export-0/a')!.done).toBe(true);
   });
 
   it('records warnings with lines and the build error', () => {
