@@ -2,10 +2,13 @@
 //! longer has, and sets owners and modes.
 //!
 //! Invariant: a file in the mirror is never changed in place. A changed
-//! file is written under a temporary name and renamed over the old one
+//! file is written to a new temporary file and renamed over the old one
 //! (see [`copy_file`]), so its inode is new, and owners and modes are set
 //! only on that new inode. Snapshots that hardlink mirror files (COPY
 //! reuses unchanged bytes that way) therefore never see a later edit.
+//! Temporary files live beside the mirror (`fs.tmp/`), never inside it, so
+//! a killed sync cannot leave a partial file that a build would copy, and
+//! no context file name can collide with a temporary one.
 
 use super::{Entry, EntryKind};
 use anyhow::{Context, Result};
@@ -14,7 +17,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use strata_solver::TransferStats;
 
 /// Writes one sync's changes into the mirror. Before its first change it
@@ -26,6 +29,8 @@ pub(super) struct MirrorWriter<'a> {
     source: &'a Path,
     mirror: &'a Path,
     marker: &'a Path,
+    /// Where files are written before they are renamed into the mirror.
+    temp_dir: PathBuf,
     /// Whether the marker may exist, from an interrupted sync or this one.
     marked: bool,
     /// Whether to check that reused entries exist in the mirror.
@@ -40,10 +45,20 @@ impl<'a> MirrorWriter<'a> {
         marker: &'a Path,
         interrupted: bool,
     ) -> MirrorWriter<'a> {
+        let temp_dir = mirror.with_extension("tmp");
+        if interrupted {
+            // Partial files of the interrupted sync.
+            if let Err(error) = fs::remove_dir_all(&temp_dir) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("failed to remove `{}`: {error}", temp_dir.display());
+                }
+            }
+        }
         MirrorWriter {
             source,
             mirror,
             marker,
+            temp_dir,
             marked: interrupted,
             verify: interrupted,
             changed: false,
@@ -150,7 +165,8 @@ impl<'a> MirrorWriter<'a> {
                 stats.record_changed(path);
             }
             EntryKind::File => {
-                let digest = copy_file(&self.source.join(path), &target).with_context(|| {
+                let source = self.source.join(path);
+                let digest = copy_file(&source, &target, &self.temp_dir).with_context(|| {
                     format!("Failed to transfer `{path}` from the build context")
                 })?;
                 entry.digest = Some(digest);
@@ -172,23 +188,18 @@ fn remove_entry(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies a file through a temporary name and returns the sha256 of its
-/// bytes, computed while copying.
+/// Copies a file through a new temporary file in `temp_dir` and returns
+/// the sha256 of its bytes, computed while copying.
 /// A socket or FIFO becomes an empty regular file, as in BuildKit, because
 /// opening it would fail or block.
-fn copy_file(from: &Path, to: &Path) -> Result<String> {
+fn copy_file(from: &Path, to: &Path, temp_dir: &Path) -> Result<String> {
     let mut input: Box<dyn Read> = if fs::symlink_metadata(from)?.is_file() {
         Box::new(File::open(from)?)
     } else {
         Box::new(std::io::empty())
     };
-    let temp = to.with_file_name(format!(
-        ".strata-tmp-{}",
-        to.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let mut output = File::create(&temp)?;
+    fs::create_dir_all(temp_dir)?;
+    let mut output = tempfile::NamedTempFile::new_in(temp_dir)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
@@ -199,11 +210,10 @@ fn copy_file(from: &Path, to: &Path) -> Result<String> {
         hasher.update(&buffer[..read]);
         output.write_all(&buffer[..read])?;
     }
-    drop(output);
     if fs::symlink_metadata(to).is_ok_and(|m| m.is_dir()) {
         fs::remove_dir_all(to)?;
     }
-    fs::rename(&temp, to)?;
+    output.persist(to).map_err(|e| e.error)?;
     Ok(hex::encode(hasher.finalize()))
 }
 

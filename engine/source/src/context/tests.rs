@@ -313,3 +313,38 @@ fn interrupted_sync_checks_mirror_files() {
     assert_eq!(fs::read_to_string(mirror.join("a")).unwrap(), "1");
     assert!(!marker.exists());
 }
+
+#[test]
+fn temp_names_never_collide_with_context_files() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), ".strata-tmp-foo", "keep me");
+    write(fixture.dir(), "foo", "foo v1");
+    fixture.sync(&[], None);
+    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    assert_eq!(
+        fs::read_to_string(mirror.join(".strata-tmp-foo")).unwrap(),
+        "keep me"
+    );
+    assert_eq!(fs::read_to_string(mirror.join("foo")).unwrap(), "foo v1");
+    // Nothing but the context's own files is ever inside the mirror.
+    let mut files = existing(&mirror, false);
+    files.sort();
+    assert_eq!(files, [".strata-tmp-foo", "foo"]);
+}
+
+#[test]
+fn interrupted_sync_leaves_no_partial_file() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    fixture.sync(&[], None);
+    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    // A sync killed in the middle of a copy leaves its marker and a
+    // partial temporary file beside the mirror.
+    let temp = mirror.with_extension("tmp");
+    fs::create_dir_all(&temp).unwrap();
+    fs::write(temp.join("partial"), "half").unwrap();
+    fs::write(mirror.with_extension("syncing"), "").unwrap();
+    fixture.sync(&[], None);
+    assert!(!temp.join("partial").exists());
+    assert_eq!(existing(&mirror, false), ["a"]);
+}
