@@ -175,7 +175,22 @@ impl<'a> MirrorWriter<'a> {
                 stats.record_changed(path);
             }
         }
-        set_attributes(&target, entry)
+        set_attributes(&target, entry)?;
+        if entry.kind != EntryKind::Dir {
+            // COPY keeps a file's modification time, as BuildKit does, so
+            // the mirror keeps the context's. A directory's would change
+            // again as its children are written.
+            let secs = entry.mtime_ns.div_euclid(1_000_000_000) as i64;
+            let nanos = entry.mtime_ns.rem_euclid(1_000_000_000) as u32;
+            let time = filetime::FileTime::from_unix_time(secs, nanos);
+            filetime::set_symlink_file_times(&target, time, time).with_context(|| {
+                format!(
+                    "Failed to set the modification time of `{}`",
+                    target.display()
+                )
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -348,3 +348,18 @@ fn interrupted_sync_leaves_no_partial_file() {
     assert!(!temp.join("partial").exists());
     assert_eq!(existing(&mirror, false), ["a"]);
 }
+
+#[test]
+fn mirror_keeps_file_mtimes() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "old", "x");
+    let time = filetime::FileTime::from_unix_time(1_577_934_245, 0);
+    filetime::set_file_mtime(fixture.dir().join("old"), time).unwrap();
+    fixture.sync(&[], None);
+    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    let metadata = fs::metadata(mirror.join("old")).unwrap();
+    assert_eq!(
+        filetime::FileTime::from_last_modification_time(&metadata),
+        time
+    );
+}
