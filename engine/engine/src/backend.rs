@@ -212,6 +212,9 @@ impl Backend for BuildBackend {
     async fn cache_lookup(&self, key: &Digest) -> anyhow::Result<Option<ResultRef>> {
         self.record_key(key);
         if let Some(snapshot) = self.lease.cache_get(key)? {
+            if let Some(imports) = &self.imports {
+                imports.note_local_hit(key);
+            }
             return Ok(Some(ResultRef { snapshot }));
         }
         let Some(imports) = &self.imports else {

@@ -102,6 +102,17 @@ impl CacheImports {
         Ok(None)
     }
 
+    /// Counts `key` as matched in every imported cache that has it, for a
+    /// step the local cache answered first, so no cache is reported unused
+    /// when its records did match.
+    pub fn note_local_hit(&self, key: &Digest) {
+        for cache in &self.caches {
+            if cache.config.records.iter().any(|r| r.key == *key) {
+                cache.hits.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Unpacks `chain`, fetching only blobs whose snapshot the store lacks.
     async fn materialize(
         &self,
