@@ -159,6 +159,20 @@ pub fn from_image(manifest: &Manifest, config_bytes: &[u8], name: &str) -> Resul
         mounts: Vec::new(),
     };
     cache.check_indexes(name)?;
+    // A result in an image is always the image's first layers, in order,
+    // so any other chain would give a step a filesystem missing layers.
+    if let Some(record) = cache
+        .records
+        .iter()
+        .find(|r| !r.chain.iter().copied().eq(0..r.chain.len()))
+    {
+        bail!(
+            "Inline cache of `{name}` is corrupt: record `{}` has layers {:?}, which are not \
+             the image's first layers in order; build the image again",
+            record.key,
+            record.chain
+        );
+    }
     Ok(cache)
 }
 
@@ -228,6 +242,10 @@ mod tests {
             (
                 config(2, serde_json::json!({"version": 9, "records": []})),
                 "format version 9",
+            ),
+            (
+                config(2, record(serde_json::json!([1]))),
+                "not the image's first layers in order",
             ),
         ];
         for (bytes, needle) in cases {
