@@ -109,6 +109,12 @@ fn unknown_target_lists_stages() {
         log.contains("nope") && log.contains("builder") && log.contains("final"),
         "{log}"
     );
+
+    let unnamed = context(&[("Dockerfile", "FROM busybox\n")]);
+    let output = store.build(unnamed.path(), &["--target", "nope"]);
+    assert!(!output.status.success());
+    let log = stderr(&output);
+    assert!(log.contains("no stage is named"), "{log}");
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub struct DefinitionArgs {
     /// Target platform `os/arch[/variant]` (default: this machine's)
     #[arg(long)]
     pub platform: Option<String>,
-    /// Named context `NAME=DIR` or `NAME=docker-image://REF` for `FROM NAME` and `COPY --from=NAME` (repeatable)
+    /// Named context `NAME=DIR`, `NAME=docker-image://REF` or `NAME=oci-layout://DIR[:TAG]` for `FROM NAME` and `COPY --from=NAME` (repeatable)
     #[arg(long = "build-context", value_name = "NAME=VALUE")]
     pub build_contexts: Vec<String>,
     /// Run the steps of this stage even when cached (repeatable)
@@ -139,7 +139,7 @@ fn parse_build_contexts(values: &[String]) -> anyhow::Result<BTreeMap<String, St
                 contexts.insert(name.to_string(), target.to_string());
             }
             _ => bail!(
-                "Invalid `--build-context` value `{value}`: expected `NAME=DIR` or `NAME=docker-image://REF`"
+                "Invalid `--build-context` value `{value}`: expected `NAME=DIR`, `NAME=docker-image://REF` or `NAME=oci-layout://DIR[:TAG]`"
             ),
         }
     }

@@ -191,14 +191,18 @@ fn select_target(stages: &[Stage<'_>], target: Option<&str>) -> Result<usize, Fa
                 .filter_map(|s| s.name.as_ref())
                 .map(|n| format!("`{n}`"))
                 .collect();
-            let listed = if names.is_empty() {
-                "none".to_string()
+            let message = if names.is_empty() {
+                format!(
+                    "Target stage `{target}` could not be found: no stage is named; \
+                     name one with `FROM IMAGE AS NAME`"
+                )
             } else {
-                names.join(", ")
+                format!(
+                    "Target stage `{target}` could not be found: the stage names are {}",
+                    names.join(", ")
+                )
             };
-            Failure::general(format!(
-                "Target stage `{target}` could not be found: the stage names are {listed}"
-            ))
+            Failure::general(message)
         })
 }
 
