@@ -501,6 +501,24 @@ fn oci_layout_context_as_base() {
         );
     }
 
+    // The layout's image is amd64 or the host's, so another platform warns.
+    let other = if cfg!(target_arch = "aarch64") {
+        "linux/amd64"
+    } else {
+        "linux/arm64"
+    };
+    let only_from = context(&[("Dockerfile", "FROM base\n")]);
+    let value = format!("base=oci-layout://{}", layout.display());
+    let output = store.build(
+        only_from.path(),
+        &["--build-context", &value, "--platform", other],
+    );
+    assert!(
+        stderr(&output).contains("InvalidBaseImagePlatform"),
+        "{}",
+        stderr(&output)
+    );
+
     let not_layout = format!("base=oci-layout://{}", out.path().display());
     let wrong_tag = format!("base=oci-layout://{}:v2", layout.display());
     for (value, needle) in [

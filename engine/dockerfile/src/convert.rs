@@ -9,6 +9,7 @@ mod graph;
 mod mounts;
 mod reference;
 mod stages;
+pub(crate) use stages::named_context;
 
 pub use reference::normalize_reference;
 

@@ -4,7 +4,7 @@ use crate::auth::{Challenge, CredentialStore, Credentials, parse_challenge};
 use crate::reference::{api_host, is_loopback};
 use anyhow::{Context, Result, anyhow, bail};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -4,7 +4,7 @@
 use super::vars::GlobalScope;
 use super::{CheckWarning, Rule, StageView};
 use crate::ast::Node;
-use crate::convert::{ConvertOptions, ImageResolver, ResolvedImage};
+use crate::convert::{ConvertOptions, ImageResolver, NamedContext, ResolvedImage};
 use crate::shell::Lexer;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -67,6 +67,16 @@ pub(super) async fn resolve_bases(
                 config: None,
             }
         } else {
+            // A named context replaces the image of the same name: check
+            // the image it stands for, and nothing for a directory.
+            let image = match crate::convert::named_context(options, &image) {
+                Some(NamedContext::Image(reference)) => reference.clone(),
+                Some(NamedContext::Local { .. }) => {
+                    bases.push(Base::Scratch);
+                    continue;
+                }
+                None => image,
+            };
             let config = resolver.resolve(&image, &expected).await.ok();
             Base::Image {
                 name: config.as_ref().map_or(image, |r| r.name.clone()),
