@@ -172,6 +172,14 @@ impl CacheExport {
             cache_mounts: boolean(flag, text, &pairs, "cache-mounts")?,
         };
         if spec.location == CacheLocation::Inline {
+            // The cache goes into the exported image, so a place is an error.
+            if let Some((key, _)) = pairs.iter().find(|(k, _)| *k == "dest" || *k == "ref") {
+                return Err(format!(
+                    "Invalid `{flag}` value `{text}`: inline cache is written into the exported \
+                     image and takes no `{key}`; drop it, or use `type=local,dest=DIR` or \
+                     `type=registry,ref=REF`"
+                ));
+            }
             check_inline(flag, text, &spec)?;
         }
         Ok(spec)
@@ -277,6 +285,8 @@ mod tests {
         assert!(error.contains("supports only `mode=min`"), "{error}");
         let error = CacheExport::parse("type=inline,cache-mounts=true").unwrap_err();
         assert!(error.contains("cannot hold cache mounts"), "{error}");
+        let error = CacheExport::parse("type=inline,dest=/tmp/x").unwrap_err();
+        assert!(error.contains("takes no `dest`"), "{error}");
         let error = CacheExport::parse("type=local,dest=x,cache-mounts=yes").unwrap_err();
         assert!(error.contains("`cache-mounts` is `yes`"), "{error}");
         let spec = CacheExport::parse("type=local,dest=x,cache-mounts=true").unwrap();
