@@ -44,9 +44,26 @@ impl<W: Write> PlainRenderer<W> {
         let logs_before = self
             .step_key(&stamped.event)
             .map(|key| self.log_count(&key));
+        // A phase may end under a new name that states its outcome, such
+        // as whether a cache mount was seeded.
+        let renamed = match &stamped.event {
+            Event::Phase {
+                id,
+                name,
+                duration_ms: Some(_),
+            } => self
+                .state
+                .step(&StepKey::Phase(id.clone()))
+                .is_some_and(|step| step.name != *name)
+                .then(|| name.clone()),
+            _ => None,
+        };
         let Some(key) = self.state.apply(stamped) else {
             return;
         };
+        if let Some(name) = renamed {
+            self.print_line(&key, &name);
+        }
         // Finishing a step also ends its unfinished lines, so any event can
         // bring new complete lines.
         let logs_before = logs_before.unwrap_or(0);
@@ -210,5 +227,32 @@ impl<W: Write> PlainRenderer<W> {
         }
         self.task_printed.insert(printed_key, time);
         self.print_line(key, &text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phase(id: &str, name: &str, duration_ms: Option<u64>) -> StampedEvent {
+        StampedEvent {
+            v: strata_solver::events::EVENT_FORMAT_VERSION,
+            time: Utc::now(),
+            event: Event::Phase {
+                id: id.into(),
+                name: name.into(),
+                duration_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn renamed_phase_prints_outcome() {
+        let mut renderer = PlainRenderer::new(Vec::new());
+        renderer.handle(&phase("mount-pkgs", "importing cache mount `pkgs`", None));
+        renderer.handle(&phase("mount-pkgs", "seeded cache mount `pkgs`", Some(5)));
+        let text = String::from_utf8(renderer.out.clone()).unwrap();
+        assert!(text.contains("seeded cache mount `pkgs`"), "{text}");
+        assert!(text.contains("DONE"), "{text}");
     }
 }
