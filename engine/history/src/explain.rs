@@ -106,7 +106,7 @@ impl std::fmt::Display for Reason {
                     ("modified", modified),
                 ] {
                     if !list.is_empty() {
-                        parts.push(format!("{label} {}", list.join(", ")));
+                        parts.push(format!("{label} {}", shorten_list(list)));
                     }
                 }
                 write!(
@@ -431,6 +431,22 @@ fn earlier_image_digest(earlier: &BuildView<'_>, name: &str) -> Option<String> {
 }
 
 /// Lists context files under `path` that differ between two builds.
+/// Paths named in one reason before the rest are only counted, so a
+/// change to thousands of files stays one readable line.
+const LISTED_PATHS: usize = 10;
+
+/// Joins the first [`LISTED_PATHS`] paths and counts the others.
+fn shorten_list(list: &[String]) -> String {
+    if list.len() <= LISTED_PATHS {
+        return list.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        list[..LISTED_PATHS].join(", "),
+        list.len() - LISTED_PATHS
+    )
+}
+
 pub fn files_changed(path: &str, current: &BuildRecord, earlier: &BuildRecord) -> Reason {
     let prefix = path
         .trim_start_matches("./")

@@ -295,3 +295,16 @@ fn files_changed_lists_added_and_removed() {
         }
     );
 }
+
+#[test]
+fn long_file_lists_are_counted() {
+    let reason = Reason::FilesChanged {
+        path: ".".into(),
+        added: (0..25).map(|n| format!("f{n}")).collect(),
+        removed: Vec::new(),
+        modified: Vec::new(),
+    };
+    let text = reason.to_string();
+    assert!(text.contains("f9 and 15 more"), "{text}");
+    assert!(!text.contains("f10"), "{text}");
+}
