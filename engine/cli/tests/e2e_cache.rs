@@ -68,7 +68,7 @@ fn local_cache_round_trip() {
     assert!(count_events(&events, "cache_imported") >= 2);
     assert!(warnings(&events).is_empty(), "{:?}", warnings(&events));
 
-    // On the store that exported it, the local cache answers first; the
+    // On the store that exported it, the local cache serves every step first; the
     // import still matched, so it is not reported as unused.
     let events = build(&first, ctx.path(), &["--cache-from", &src]);
     assert_all_cached(&events);

@@ -199,8 +199,8 @@ fn add_url_names_file_from_content_disposition_and_never_unpacks() {
     assert!(!dir.path().join("dl/inner").exists());
 }
 
-/// A file served with an `ETag` that answers `304 Not Modified` to a
-/// request carrying the current tag, counting full and empty responses.
+/// A file served with an `ETag`, and `304 Not Modified` for a request
+/// carrying the current tag, counting full and empty responses.
 #[derive(Default)]
 struct Versioned {
     body: Vec<u8>,

@@ -59,8 +59,8 @@ impl BuildBackend {
         Ok(())
     }
 
-    /// The stored download of an HTTP source, leased so GC keeps it while
-    /// the server is asked whether it changed.
+    /// Returns the stored download of an HTTP source, leased so GC keeps it
+    /// during the conditional request.
     fn previous_download(
         &self,
         op: &SourceOp,
@@ -168,7 +168,7 @@ impl Backend for BuildBackend {
                 let loaded = strata_source::http::load_http(&self.store, op, previous).await?;
                 self.lease_result(&loaded)?;
                 // Recorded under the source key, so the next build finds
-                // the file again and GC sees it as a cache record.
+                // the file again and GC treats it as a cache record.
                 self.store
                     .cache_put(&loaded.key, loaded.result.snapshot.as_deref())?;
                 Ok(loaded)

@@ -57,8 +57,8 @@ fn parse_layout(name: &str, value: &str, rest: &str) -> Result<Value, BuildError
     Ok(Value::OciLayout(dir, selector))
 }
 
-/// The store name of the image a layout context stands for: one per
-/// directory and selector, so two layouts never replace each other.
+/// Returns the store name of a layout context's image: one per directory
+/// and selector, so two layouts never replace each other.
 fn layout_image_name(dir: &std::path::Path, selector: &LayoutSelector) -> String {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let key = format!("{}\0{selector:?}", dir.display());

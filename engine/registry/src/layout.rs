@@ -4,19 +4,19 @@
 //! and a registry holding the same image share every layer snapshot.
 
 use crate::manifest::{self, Parsed, RemoteDescriptor};
-use crate::pull::unpack_chain;
+use crate::pull::{layer_records, unpack_chain};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_llb::image::ImageConfig;
 use strata_llb::{Digest, Platform};
-use strata_store::{ImageRecord, LayerRecord, Store};
+use strata_store::{ImageRecord, Store};
 
 /// The annotation that gives an index entry its tag.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// Which image of a layout to read.
+/// The image of a layout to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LayoutSelector {
     /// The only image of the index.
@@ -94,26 +94,11 @@ pub fn import_layout(
     let config_bytes = read_verified(dir, &config.digest)?;
     let image_config: ImageConfig = serde_json::from_slice(&config_bytes)
         .with_context(|| format!("Invalid image config `{}` in `{shown}`", config.digest))?;
-    if image_config.rootfs.diff_ids.len() != layers.len() {
-        bail!(
-            "The image in `{shown}` is inconsistent: its manifest lists {} layers but its config {} diff ids",
-            layers.len(),
-            image_config.rootfs.diff_ids.len()
-        );
-    }
-    let mut records = Vec::new();
-    for (layer, diff_id) in layers.iter().zip(&image_config.rootfs.diff_ids) {
+    let records = layer_records(&layers, &image_config, name)?;
+    for layer in &layers {
         if !store.has_blob(&layer.digest) {
             copy_blob(store, dir, &layer.digest)?;
         }
-        records.push(LayerRecord {
-            blob: layer.digest.clone(),
-            diff_id: diff_id
-                .parse()
-                .with_context(|| format!("Invalid diff id `{diff_id}` in `{shown}`"))?,
-            media_type: layer.media_type.clone(),
-            size: layer.size,
-        });
     }
     store.write_blob(&mut config_bytes.as_slice())?;
     store.write_blob(&mut manifest_bytes.as_slice())?;

@@ -93,13 +93,7 @@ pub async fn pull_image_reporting(
     };
     let image_config: ImageConfig = serde_json::from_slice(&config_bytes)
         .with_context(|| format!("Invalid image config `{}` of `{name}`", config.digest))?;
-    if image_config.rootfs.diff_ids.len() != layers.len() {
-        bail!(
-            "Image `{name}` is inconsistent: its manifest lists {} layers but its config {} diff ids",
-            layers.len(),
-            image_config.rootfs.diff_ids.len()
-        );
-    }
+    let records = layer_records(&layers, &image_config, name)?;
     store.write_blob(&mut config_bytes.as_slice())?;
     store.write_blob(&mut manifest_bytes.as_slice())?;
 
@@ -109,20 +103,6 @@ pub async fn pull_image_reporting(
     blobs.push(config.digest.clone());
     state.add_blob_sources(&blobs, &reference.repository_name())?;
 
-    let records: Vec<LayerRecord> = layers
-        .iter()
-        .zip(&image_config.rootfs.diff_ids)
-        .map(|(layer, diff_id)| {
-            Ok(LayerRecord {
-                blob: layer.digest.clone(),
-                diff_id: diff_id.parse().with_context(|| {
-                    format!("Invalid diff id `{diff_id}` in the config of `{name}`")
-                })?,
-                media_type: layer.media_type.clone(),
-                size: layer.size,
-            })
-        })
-        .collect::<Result<_>>()?;
     let snapshot = {
         let (store, records, progress) = (store.clone(), records.clone(), progress.clone());
         tokio::task::spawn_blocking(move || unpack_chain_reporting(&store, &records, &progress))
@@ -143,6 +123,36 @@ pub async fn pull_image_reporting(
         tag_digest,
         downloaded,
     })
+}
+
+/// Pairs the manifest's layers with the config's diff ids, checking that
+/// the two lists agree.
+pub(crate) fn layer_records(
+    layers: &[RemoteDescriptor],
+    config: &ImageConfig,
+    name: &str,
+) -> Result<Vec<LayerRecord>> {
+    if config.rootfs.diff_ids.len() != layers.len() {
+        bail!(
+            "Image `{name}` is inconsistent: its manifest lists {} layers but its config {} diff ids",
+            layers.len(),
+            config.rootfs.diff_ids.len()
+        );
+    }
+    layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(layer, diff_id)| {
+            Ok(LayerRecord {
+                blob: layer.digest.clone(),
+                diff_id: diff_id.parse().with_context(|| {
+                    format!("Invalid diff id `{diff_id}` in the config of `{name}`")
+                })?,
+                media_type: layer.media_type.clone(),
+                size: layer.size,
+            })
+        })
+        .collect()
 }
 
 fn platform_name(platform: &Platform) -> String {

@@ -8,10 +8,10 @@
 //!
 //! Each download leaves a small record of the response's validators
 //! (`ETag`, `Last-Modified`) under `$STRATA_ROOT/sources/http/`. The next
-//! build of the same URL asks the server with `If-None-Match` and
+//! build of the same URL sends `If-None-Match` and
 //! `If-Modified-Since` and reuses the stored file on `304 Not Modified`, as
 //! BuildKit does. With `--checksum`, a stored file of that checksum is
-//! reused without asking the server at all.
+//! reused without any request.
 
 use anyhow::{Context, Result, bail};
 use filetime::FileTime;
@@ -27,8 +27,8 @@ use tokio::io::AsyncWriteExt;
 pub const HTTP_FILENAME: &str = "http.filename";
 pub const HTTP_CHECKSUM: &str = "http.checksum";
 
-/// What the last download of a URL returned: enough to ask the server
-/// whether the file changed and to find the stored copy again.
+/// The validators of a URL's last download, which let the next build make
+/// a conditional request and find the stored copy again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Validators {
     pub url: String,
@@ -82,7 +82,7 @@ fn save_validators(store: &Store, validators: &Validators) -> Result<()> {
 }
 
 /// Loads the file of `op`: the stored copy in `previous` when the checksum
-/// matches it or the server answers `304 Not Modified`, else a download
+/// matches it or the server responds `304 Not Modified`, else a download
 /// into a new snapshot.
 pub async fn load_http(
     store: &Store,

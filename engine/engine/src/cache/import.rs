@@ -103,7 +103,7 @@ impl CacheImports {
     }
 
     /// Counts `key` as matched in every imported cache that has it, for a
-    /// step the local cache answered first, so no cache is reported unused
+    /// step the local cache served first, so no cache is reported unused
     /// when its records did match.
     pub fn note_local_hit(&self, key: &Digest) {
         for cache in &self.caches {

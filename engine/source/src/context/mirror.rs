@@ -29,7 +29,8 @@ pub(super) struct MirrorWriter<'a> {
     source: &'a Path,
     mirror: &'a Path,
     marker: &'a Path,
-    /// Where files are written before they are renamed into the mirror.
+    /// The directory files are written to before they are renamed into the
+    /// mirror.
     temp_dir: PathBuf,
     /// Whether the marker may exist, from an interrupted sync or this one.
     marked: bool,
