@@ -126,9 +126,9 @@ fn view_opens_window_on_xvfb() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // A window that fails to open makes the command exit at once; one that
-    // opened stays until it is closed. NOTE: this tells the two apart by
-    // waiting, so a very slow start that fails later would pass.
+    // A window that fails to open makes the command exit at once, and one
+    // that opened stays until it is closed. NOTE: the check waits to tell
+    // the two apart, so a very slow start that fails later would pass.
     std::thread::sleep(Duration::from_secs(5));
     let exited = view.try_wait().unwrap();
     let _ = view.kill();
@@ -152,7 +152,7 @@ fn build_ui_runs_build_beside_window() {
         .spawn()
         .unwrap();
 
-    // The command says so once the build has finished and only the open
+    // The command prints a message once the build has finished and only the open
     // window keeps it running.
     let stderr = BufReader::new(build.stderr.take().unwrap());
     let mut progress = Vec::new();

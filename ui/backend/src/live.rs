@@ -295,8 +295,8 @@ impl Subscription {
         match self.frames.recv().await {
             Ok(frame) => frame.to_string(),
             Err(RecvError::Lagged(_)) => self.live.snapshot(),
-            // `LiveBuild` holds the sender for as long as this
-            // subscription holds the `LiveBuild`.
+            // The sender lives in `LiveBuild`, which this subscription keeps
+            // alive, so the channel cannot close first.
             Err(RecvError::Closed) => {
                 unreachable!("the live build's sender outlives its receivers")
             }
