@@ -71,7 +71,7 @@ impl DockerIgnore {
     /// separated) is left out of the build context. The root itself never
     /// is.
     pub fn is_excluded(&self, path: &str) -> bool {
-        if path.is_empty() || path == "." {
+        if path.is_empty() || path == "." || self.rules.is_empty() {
             return false;
         }
         let parent = pattern::parent(path);

@@ -136,7 +136,7 @@ pub enum BuildError {
 #[derive(Default)]
 struct Progress {
     definition: Option<Definition>,
-    context_files: BTreeMap<String, String>,
+    context_files: Arc<BTreeMap<String, String>>,
 }
 
 impl Engine {
@@ -300,9 +300,16 @@ impl Engine {
         };
         let solver = Solver::new(backend.clone(), options);
         let solved = solver.solve(&conversion.definition, events, cancel).await;
-        for lease in backend.leases.lock().expect("lease list lock").iter() {
-            progress.context_files.extend(lease.files.clone());
-        }
+        progress.context_files = match backend.leases.lock().expect("lease list lock").as_slice() {
+            [lease] => lease.files.clone(),
+            leases => Arc::new(
+                leases
+                    .iter()
+                    .flat_map(|lease| lease.files.iter())
+                    .map(|(path, digest)| (path.clone(), digest.clone()))
+                    .collect(),
+            ),
+        };
         let result = solved?;
 
         let keys = backend.keys.lock().expect("key list lock").clone();

@@ -4,6 +4,7 @@ use crate::record::{BuildRecord, BuildStatus};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest as _, Sha256};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -372,14 +373,25 @@ impl HistoryDb {
 fn upsert(connection: &Connection, record: &BuildRecord) -> Result<()> {
     let mut stored = std::borrow::Cow::Borrowed(record);
     if !record.context_files.is_empty() {
-        let files = serde_json::to_string(&record.context_files)?;
-        let key = strata_llb::Digest::of_bytes(files.as_bytes()).to_string();
-        connection.execute(
-            "INSERT OR IGNORE INTO history_context_files (key, files) VALUES (?1, ?2)",
-            params![key, files],
+        // The key is the sha256 of the list's JSON, hashed while it is
+        // written, and the JSON is only kept when the table lacks it.
+        let mut hasher = HashWriter(Sha256::new());
+        serde_json::to_writer(&mut hasher, &*record.context_files)?;
+        let key = strata_llb::Digest::from_sha256(hasher.0.finalize().into()).to_string();
+        let stored_before: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM history_context_files WHERE key = ?1)",
+            [&key],
+            |row| row.get(0),
         )?;
+        if !stored_before {
+            connection.execute(
+                "INSERT INTO history_context_files (key, files) VALUES (?1, ?2)",
+                params![key, serde_json::to_string(&*record.context_files)?],
+            )?;
+        }
+        // The record's files are shared, so this copy is cheap.
         let owned = stored.to_mut();
-        owned.context_files.clear();
+        owned.context_files = Default::default();
         owned.context_files_key = Some(key);
     }
     connection.execute(
@@ -397,6 +409,20 @@ fn upsert(connection: &Connection, record: &BuildRecord) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+/// Feeds written bytes to a hasher.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

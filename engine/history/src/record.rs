@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use strata_llb::SourceLocation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +93,7 @@ pub struct BuildRecord {
     /// digest (`dir` for directories, `link:TARGET` for symlinks), so a
     /// later build can name the files that changed.
     #[serde(default)]
-    pub context_files: BTreeMap<String, String>,
+    pub context_files: Arc<BTreeMap<String, String>>,
     /// Key of `context_files` in the history's shared table of context
     /// file lists. The database stores the list there once for every
     /// record with the same files, and the record itself without it.
@@ -116,7 +117,7 @@ impl BuildRecord {
             steps_cached: 0,
             error: None,
             pinned: false,
-            context_files: BTreeMap::new(),
+            context_files: Arc::default(),
             context_files_key: None,
             result: None,
         }

@@ -13,6 +13,7 @@
 //! index. The index records the sync's scope (followed roots and ignore
 //! patterns), and a dirty sync whose scope differs walks everything.
 
+mod index;
 mod mirror;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::path::Path;
 use std::sync::Arc;
@@ -51,10 +53,11 @@ struct Entry {
     mtime_ns: i128,
     inode: u64,
     device: u64,
-    /// sha256 of the bytes of a file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// sha256 of the bytes of a file. Fields are never skipped when
+    /// serialized, because the binary index is not self-describing.
+    #[serde(default)]
     digest: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     link: Option<String>,
 }
 
@@ -81,7 +84,7 @@ pub struct ContextLease {
     pub stats: TransferStats,
     /// Every mirrored path with its content digest (`dir` for
     /// directories, `link:TARGET` for symlinks), for build records.
-    pub files: BTreeMap<String, String>,
+    pub files: Arc<BTreeMap<String, String>>,
     index: BTreeMap<String, Entry>,
     _lock: nix::fcntl::Flock<File>,
 }
@@ -108,43 +111,58 @@ impl ContextLease {
                 return None;
             }
         }
-        self.index.get(&relative)?;
+        let root = self.index.get_key_value(&relative)?;
 
-        let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for key in self.index.keys().filter(|k| !k.is_empty()) {
-            let parent = key.rsplit_once('/').map_or("", |(parent, _)| parent);
-            children.entry(parent).or_default().push(key);
-        }
+        // The worker hashes a directory, then its children by name, each
+        // in the same way: the order of paths compared by components. The
+        // index sorts `/` above some name bytes (`a.txt` before `a/b`), so
+        // the subtree is sorted again, which is quick as it is nearly sorted.
+        let prefix = format!("{relative}/");
+        let mut subtree: Vec<(&String, &Entry)> = match relative.as_str() {
+            "" => self.index.iter().collect(),
+            _ => std::iter::once(root)
+                .chain(
+                    self.index
+                        .range(prefix.clone()..)
+                        .take_while(|(key, _)| key.starts_with(&prefix)),
+                )
+                .collect(),
+        };
+        subtree.sort_by(|(a, _), (b, _)| by_components(a, b));
+
+        let zero = hex::encode([0u8; 32]);
         let mut hasher = Sha256::new();
-        let mut stack = vec![relative.as_str()];
-        while let Some(current) = stack.pop() {
-            let entry = &self.index[current];
+        let mut record = String::new();
+        for (current, entry) in subtree {
+            let link_digest;
             let (kind, size, content) = match entry.kind {
-                EntryKind::File => ("file", entry.size, entry.digest.clone()?),
-                EntryKind::Dir => ("dir", 0, hex::encode([0u8; 32])),
+                EntryKind::File => ("file", entry.size, entry.digest.as_deref()?),
+                EntryKind::Dir => ("dir", 0, zero.as_str()),
                 EntryKind::Symlink => {
                     let link = entry.link.as_deref().unwrap_or_default();
-                    ("symlink", 0, hex::encode(Sha256::digest(link.as_bytes())))
+                    link_digest = hex::encode(Sha256::digest(link.as_bytes()));
+                    ("symlink", 0, link_digest.as_str())
                 }
             };
             hasher.update(b"/");
             hasher.update(current.as_bytes());
-            let record = format!(
-                "\0{kind}\0{:o}\0{}\0{}\0{size}\0{content}\n",
+            record.clear();
+            let _ = writeln!(
+                record,
+                "\0{kind}\0{:o}\0{}\0{}\0{size}\0{content}",
                 entry.mode, entry.uid, entry.gid
             );
             hasher.update(record.as_bytes());
-            if entry.kind == EntryKind::Dir {
-                // Children in reverse, so the stack visits them by name.
-                if let Some(list) = children.get(current) {
-                    let mut names: Vec<&str> = list.clone();
-                    names.sort_by(|a, b| a.rsplit('/').next().cmp(&b.rsplit('/').next()));
-                    stack.extend(names.into_iter().rev());
-                }
-            }
         }
         Some(Digest::from_sha256(hasher.finalize().into()))
     }
+}
+
+/// Orders paths by their components, as a walk that visits a directory's
+/// children by name does: `/` sorts before every byte of a name.
+fn by_components(a: &str, b: &str) -> std::cmp::Ordering {
+    let key = |c: u8| if c == b'/' { 0 } else { c };
+    a.bytes().map(key).cmp(b.bytes().map(key))
 }
 
 pub struct ContextSource {
@@ -165,19 +183,6 @@ pub struct SyncRequest<'a> {
     pub dirty: Option<&'a BTreeSet<String>>,
 }
 
-/// The index file: every mirrored entry and the scope it was walked with.
-#[derive(Default, Serialize, Deserialize)]
-struct IndexFile {
-    /// Digest of the followed roots and ignore patterns; a dirty sync is
-    /// only valid on an index walked with the same scope.
-    scope: String,
-    entries: BTreeMap<String, Entry>,
-    /// Whether the sync that wrote the index used a marker file for
-    /// interrupted syncs; an older index without it gets every entry checked.
-    #[serde(default)]
-    marked: bool,
-}
-
 impl ContextSource {
     pub fn new(store: Arc<Store>) -> ContextSource {
         ContextSource { store }
@@ -195,9 +200,7 @@ impl ContextSource {
         let key = Digest::of_bytes(dir.as_os_str().as_encoded_bytes());
         let (snapshot, mirror) = self.store.context_snapshot(key.hex())?;
         let lock = lock_mirror(&mirror)?;
-
-        let index_path = mirror.with_extension("index.json");
-        let old = read_index(&index_path);
+        let old = index::read(&mirror);
         let roots = walk::follow_roots(request.follow_paths);
         let scope = scope_of(&roots, request.ignore);
         let mut stats = TransferStats::default();
@@ -207,25 +210,32 @@ impl ContextSource {
         let marker = mirror.with_extension("syncing");
         let interrupted = marker.exists() || !old.marked;
         let mut writer = mirror::MirrorWriter::new(&dir, &mirror, &marker, interrupted);
-        let index = writer.apply(&old.entries, walked, &mut stats)?;
+        let mut index = writer.apply(&old.entries, walked, &mut stats)?;
 
-        if interrupted || writer.changed() || index != old.entries || scope != old.scope {
-            let encoded = serde_json::to_vec(&IndexFile {
+        // The writer changes the mirror exactly when an entry was added,
+        // removed or rewritten, so an unchanged mirror keeps its index.
+        let unchanged = !interrupted && !writer.changed() && scope == old.scope;
+        let checksum = match old.checksum.as_deref().filter(|_| unchanged) {
+            Some(stored) => stored.parse()?,
+            None => checksum(&index),
+        };
+        if !unchanged || old.checksum.is_none() {
+            let file = index::IndexFile {
                 scope,
-                entries: index.clone(),
+                entries: index,
                 marked: true,
-            })?;
-            let temp = index_path.with_extension("tmp");
-            fs::write(&temp, &encoded)?;
-            fs::rename(&temp, &index_path)?;
+                checksum: Some(checksum.to_string()),
+            };
+            index::write(&mirror, &file)?;
+            index = file.entries;
         }
         writer.finish()?;
         stats.duration_ms = started.elapsed().as_millis() as u64;
         Ok(ContextLease {
             snapshot,
-            checksum: checksum(&index),
+            checksum,
             stats,
-            files: file_digests(&index),
+            files: Arc::new(file_digests(&index)),
             index,
             _lock: lock,
         })
@@ -239,7 +249,7 @@ impl ContextSource {
         request: &SyncRequest<'_>,
         roots: &[String],
         scope: &str,
-        old: &IndexFile,
+        old: &index::IndexFile,
         stats: &mut TransferStats,
     ) -> Result<BTreeMap<String, Entry>> {
         if let Some(dirty) = request.dirty {
@@ -273,24 +283,6 @@ fn lock_mirror(mirror: &Path) -> Result<nix::fcntl::Flock<File>> {
         .open(&lock_path)?;
     nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, errno)| anyhow::anyhow!("Failed to lock `{}`: {errno}", lock_path.display()))
-}
-
-/// Reads the index, or an empty one (everything is copied again) when it
-/// is missing, unreadable or in the older format without a scope.
-fn read_index(path: &Path) -> IndexFile {
-    let Ok(bytes) = fs::read(path) else {
-        return IndexFile::default();
-    };
-    if let Ok(index) = serde_json::from_slice::<IndexFile>(&bytes) {
-        return index;
-    }
-    // The first format was the bare entry map; keep its entries so files
-    // are not copied again, with an empty scope so no dirty sync trusts it.
-    IndexFile {
-        scope: String::new(),
-        entries: serde_json::from_slice(&bytes).unwrap_or_default(),
-        marked: false,
-    }
 }
 
 /// Digest of what decides which entries a full walk lists.
@@ -329,9 +321,12 @@ fn file_digests(index: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
 /// numbers are left out, so a touched but unchanged file keeps the key.
 fn checksum(index: &BTreeMap<String, Entry>) -> Digest {
     let mut hasher = Sha256::new();
+    let mut line = String::new();
     for (path, entry) in index {
-        let line = format!(
-            "{path}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\0{}\n",
+        line.clear();
+        let _ = writeln!(
+            line,
+            "{path}\0{:?}\0{:o}\0{}\0{}\0{}\0{}\0{}",
             entry.kind,
             entry.mode,
             entry.uid,

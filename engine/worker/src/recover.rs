@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 /// Removes containers and mounts owned by dead strata processes.
 pub(crate) fn remove_leftovers(runc: &Path, runc_root: &Path, mounts_dir: &Path) {
-    for id in leftover_containers(runc, runc_root) {
+    for id in leftover_containers(runc_root) {
         tracing::info!(container = %id, "removing a container left by a killed build");
         for args in [&["kill", &id, "KILL"][..], &["delete", "--force", &id][..]] {
             let _ = Command::new(runc)
@@ -37,26 +37,20 @@ fn owner_is_dead(name: &str, prefix: &str) -> bool {
     pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn leftover_containers(runc: &Path, runc_root: &Path) -> Vec<String> {
+/// Containers are found by reading runc's state directory (one
+/// subdirectory per container id, as `runc list` reads it) rather than by
+/// running `runc list`, which would add a process start to every build.
+fn leftover_containers(runc_root: &Path) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
-    if let Ok(output) = Command::new(runc)
-        .arg("--root")
-        .arg(runc_root)
-        .args(["list", "--quiet"])
-        .output()
-    {
-        ids.extend(
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .map(str::to_string),
-        );
-    }
-    if let Ok(entries) = std::fs::read_dir(runc_root.join("bundles")) {
-        ids.extend(
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned()),
-        );
+    for dir in [runc_root.to_path_buf(), runc_root.join("bundles")] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            ids.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
+        }
     }
     ids.sort();
     ids.dedup();

@@ -1,6 +1,7 @@
 use super::*;
 use crate::record::RequestSummary;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 fn open() -> (tempfile::TempDir, HistoryDb) {
     let dir = tempfile::tempdir().unwrap();
@@ -181,15 +182,24 @@ fn context_rows(db: &HistoryDb) -> i64 {
 #[test]
 fn context_files_stored_once() {
     let (_dir, mut db) = open();
-    let files: BTreeMap<String, String> = (0..100)
-        .map(|i| (format!("src/file{i}"), format!("sha256:{i:064x}")))
-        .collect();
+    let files: Arc<BTreeMap<String, String>> = Arc::new(
+        (0..100)
+            .map(|i| (format!("src/file{i}"), format!("sha256:{i:064x}")))
+            .collect(),
+    );
     for (id, ago) in [("aaa", 30), ("bbb", 20)] {
         let mut build = record(id, ago);
         build.context_files = files.clone();
         db.finish(&build, &[]).unwrap();
     }
     assert_eq!(context_rows(&db), 1, "equal lists were stored twice");
+    // The key is the sha256 of the list's JSON, as earlier versions stored it.
+    let json = serde_json::to_string(&*files).unwrap();
+    let key: String = db
+        .connection
+        .query_row("SELECT key FROM history_context_files", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(key, strata_llb::Digest::of_bytes(json.as_bytes()).to_string());
     let stored: String = db
         .connection
         .query_row(
@@ -212,9 +222,9 @@ fn context_files_stored_once() {
 fn removing_last_record_drops_context_files() {
     let (_dir, mut db) = open();
     let mut first = record("aaa", 30);
-    first.context_files = BTreeMap::from([("a".to_string(), "sha256:1".to_string())]);
+    first.context_files = Arc::new(BTreeMap::from([("a".into(), "sha256:1".into())]));
     let mut second = record("bbb", 20);
-    second.context_files = BTreeMap::from([("b".to_string(), "sha256:2".to_string())]);
+    second.context_files = Arc::new(BTreeMap::from([("b".into(), "sha256:2".into())]));
     db.finish(&first, &[]).unwrap();
     db.finish(&second, &[]).unwrap();
     assert_eq!(context_rows(&db), 2);

@@ -169,10 +169,12 @@ fn record(
     let mut record = BuildRecord::new(id, request);
     record.status = BuildStatus::Succeeded;
     record.definition = Some(serde_json::to_value(&fixture.definition).unwrap());
-    record.context_files = files
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    record.context_files = std::sync::Arc::new(
+        files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
     record
 }
 

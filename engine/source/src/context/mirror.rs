@@ -112,40 +112,48 @@ impl<'a> MirrorWriter<'a> {
         stats: &mut TransferStats,
     ) -> Result<BTreeMap<String, Entry>> {
         let mirror = self.mirror;
+        // Both maps are sorted by path, so one pass over each pairs an old
+        // entry with the walked entry of the same path.
+        let mut gone = Vec::new();
+        let mut walked_iter = walked.iter().peekable();
+        for (path, entry) in old {
+            while walked_iter.next_if(|(next, _)| *next < path).is_some() {}
+            let new = walked_iter.peek().filter(|(next, _)| *next == path).map(|(_, e)| *e);
+            if new.is_none_or(|new| new.kind != entry.kind) && !path.is_empty() {
+                gone.push((path, new.is_none_or(|new| new.kind == EntryKind::Dir)));
+            }
+        }
         // Remove what is gone or changed kind, deepest first.
-        for (path, entry) in old.iter().rev() {
-            let replaced = walked.get(path).is_none_or(|new| new.kind != entry.kind);
-            if replaced && !path.is_empty() {
-                self.mark()?;
-                remove_entry(&mirror.join(path))?;
-                stats.removed += 1;
-                // A path that changed kind is recorded once, by the copy below.
-                if walked
-                    .get(path)
-                    .is_none_or(|new| new.kind == EntryKind::Dir)
-                {
-                    stats.record_changed(path);
-                }
+        for (path, record) in gone.into_iter().rev() {
+            self.mark()?;
+            remove_entry(&mirror.join(path))?;
+            stats.removed += 1;
+            // A path that changed kind is recorded once, by the copy below.
+            if record {
+                stats.record_changed(path);
             }
         }
 
-        let mut index = BTreeMap::new();
+        let mut index = Vec::with_capacity(walked.len());
+        let mut old_iter = old.iter().peekable();
         for (path, mut entry) in walked {
+            while old_iter.next_if(|(previous, _)| **previous < path).is_some() {}
+            let previous = old_iter.peek().filter(|(previous, _)| **previous == path);
             let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
-            let reusable = old
-                .get(&path)
+            let reusable = previous
+                .map(|(_, previous)| *previous)
                 .filter(|previous| previous.unchanged(&entry))
                 .filter(|_| !self.verify || mirrored(&path));
             if let Some(previous) = reusable {
                 entry.digest = previous.digest.clone();
-                index.insert(path, entry);
+                index.push((path, entry));
                 continue;
             }
             self.mark()?;
             self.write_entry(&path, &mut entry, stats)?;
-            index.insert(path, entry);
+            index.push((path, entry));
         }
-        Ok(index)
+        Ok(index.into_iter().collect())
     }
 
     /// Creates or replaces one entry in the mirror and sets its owner and

@@ -1,6 +1,6 @@
 //! Dirty-path syncs against full walks, on real directories.
 
-use super::{ContextSource, Entry, IndexFile, SyncRequest, read_index};
+use super::{ContextSource, Entry, SyncRequest, index};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -16,7 +16,7 @@ struct Fixture {
     _store_dir: tempfile::TempDir,
     context: tempfile::TempDir,
     source: ContextSource,
-    index_path: PathBuf,
+    mirror: PathBuf,
     ignore: DockerIgnore,
 }
 
@@ -32,13 +32,17 @@ impl Fixture {
             _store_dir: store_dir,
             context,
             source: ContextSource::new(store),
-            index_path: mirror.with_extension("index.json"),
+            mirror,
             ignore: DockerIgnore::parse(ignore).unwrap(),
         }
     }
 
     fn dir(&self) -> &Path {
         self.context.path()
+    }
+
+    fn index_path(&self) -> PathBuf {
+        index::path_of(&self.mirror)
     }
 
     /// Syncs and returns the stats and the index the sync wrote.
@@ -56,8 +60,7 @@ impl Fixture {
         let lease = self.source.sync(&request).unwrap();
         let stats = lease.stats.clone();
         drop(lease);
-        let index: IndexFile = read_index(&self.index_path);
-        (stats, index.entries)
+        (stats, index::read(&self.mirror).entries)
     }
 }
 
@@ -267,7 +270,9 @@ fn old_index_format_is_read_without_scope() {
     let fixture = Fixture::new("");
     write(fixture.dir(), "a", "1");
     let (_, entries) = fixture.sync(&[], None);
-    fs::write(&fixture.index_path, serde_json::to_vec(&entries).unwrap()).unwrap();
+    fs::remove_file(fixture.index_path()).unwrap();
+    let json = fixture.mirror.with_extension("index.json");
+    fs::write(&json, serde_json::to_vec(&entries).unwrap()).unwrap();
     let dirty = BTreeSet::from(["a".to_string()]);
     let (stats, index) = fixture.sync(&[], Some(&dirty));
     assert!(
@@ -276,6 +281,66 @@ fn old_index_format_is_read_without_scope() {
     );
     assert_eq!(stats.copied_files, 0, "old entries were dropped");
     assert_eq!(index, entries);
+    assert!(!json.exists(), "the JSON index was left beside the new one");
+}
+
+#[test]
+fn json_index_with_scope_is_reused() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    write(fixture.dir(), "d/b", "2");
+    let (_, entries) = fixture.sync(&[], None);
+    let old = index::read(&fixture.mirror);
+    fs::remove_file(fixture.index_path()).unwrap();
+    let json = serde_json::json!({ "scope": old.scope, "entries": entries, "marked": true });
+    let json_path = fixture.mirror.with_extension("index.json");
+    fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let dirty = BTreeSet::from(["a".to_string()]);
+    let (stats, index) = fixture.sync(&[], Some(&dirty));
+    assert!(!stats.full_walk, "the JSON index's scope was not kept");
+    assert_eq!(stats.copied_files, 0);
+    assert_eq!(index, entries);
+    assert!(fixture.index_path().exists() && !json_path.exists());
+}
+
+#[test]
+fn unreadable_index_copies_everything_again() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    let (_, entries) = fixture.sync(&[], None);
+    let mut bytes = fs::read(fixture.index_path()).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    fs::write(fixture.index_path(), &bytes).unwrap();
+    let (stats, index) = fixture.sync(&[], None);
+    assert_eq!(stats.copied_files, 1);
+    assert_eq!(index, entries);
+}
+
+#[test]
+fn stored_checksum_matches_a_fresh_one() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    write(fixture.dir(), "d/b", "2");
+    let request = SyncRequest {
+        dir: fixture.dir(),
+        ignore: &fixture.ignore,
+        follow_paths: &[],
+        dirty: None,
+    };
+    // Each lease is dropped at once: it holds the mirror's lock.
+    let sync = || {
+        let lease = fixture.source.sync(&request).unwrap();
+        (lease.checksum, super::checksum(&lease.index))
+    };
+    let (first, _) = sync();
+    // The second sync changes nothing and takes the checksum from the index.
+    let (second, fresh) = sync();
+    assert_eq!(second, first);
+    assert_eq!(second, fresh);
+    write(fixture.dir(), "d/b", "3");
+    let (third, fresh) = sync();
+    assert_ne!(third, first);
+    assert_eq!(third, fresh);
 }
 
 #[test]
@@ -283,16 +348,16 @@ fn unchanged_sync_keeps_index_file() {
     let fixture = Fixture::new("");
     write(fixture.dir(), "a", "1");
     fixture.sync(&[], None);
-    let before = fs::metadata(&fixture.index_path).unwrap();
+    let before = fs::metadata(fixture.index_path()).unwrap();
     let (stats, _) = fixture.sync(&[], None);
-    let after = fs::metadata(&fixture.index_path).unwrap();
+    let after = fs::metadata(fixture.index_path()).unwrap();
     assert_eq!(stats.copied_files, 0);
     assert_eq!(
         std::os::unix::fs::MetadataExt::ino(&before),
         std::os::unix::fs::MetadataExt::ino(&after),
         "a sync that changed nothing rewrote the index"
     );
-    let marker = fixture.index_path.parent().unwrap().join("fs.syncing");
+    let marker = fixture.mirror.with_extension("syncing");
     assert!(!marker.exists());
 }
 
@@ -302,7 +367,7 @@ fn interrupted_sync_checks_mirror_files() {
     write(fixture.dir(), "a", "1");
     write(fixture.dir(), "b", "2");
     fixture.sync(&[], None);
-    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    let mirror = fixture.mirror.clone();
     let marker = mirror.with_extension("syncing");
     // A sync killed after removing a mirror file but before writing the
     // index leaves its marker and an index that still lists the file.
@@ -320,7 +385,7 @@ fn temp_names_never_collide_with_context_files() {
     write(fixture.dir(), ".strata-tmp-foo", "keep me");
     write(fixture.dir(), "foo", "foo v1");
     fixture.sync(&[], None);
-    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    let mirror = fixture.mirror.clone();
     assert_eq!(
         fs::read_to_string(mirror.join(".strata-tmp-foo")).unwrap(),
         "keep me"
@@ -337,7 +402,7 @@ fn interrupted_sync_leaves_no_partial_file() {
     let fixture = Fixture::new("");
     write(fixture.dir(), "a", "1");
     fixture.sync(&[], None);
-    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    let mirror = fixture.mirror.clone();
     // A sync killed in the middle of a copy leaves its marker and a
     // partial temporary file beside the mirror.
     let temp = mirror.with_extension("tmp");
@@ -356,7 +421,7 @@ fn mirror_keeps_file_mtimes() {
     let time = filetime::FileTime::from_unix_time(1_577_934_245, 0);
     filetime::set_file_mtime(fixture.dir().join("old"), time).unwrap();
     fixture.sync(&[], None);
-    let mirror = fixture.index_path.parent().unwrap().join("fs");
+    let mirror = fixture.mirror.clone();
     let metadata = fs::metadata(mirror.join("old")).unwrap();
     assert_eq!(
         filetime::FileTime::from_last_modification_time(&metadata),

@@ -6,6 +6,7 @@ use super::{Entry, EntryKind};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use strata_dockerfile::dockerignore::DockerIgnore;
@@ -152,71 +153,146 @@ fn walk_subtree(
     let Ok(start_metadata) = fs::symlink_metadata(&start_path) else {
         return Ok(());
     };
-    if !start_metadata.is_dir() {
-        // walkdir follows a symlink given as its root; list it as itself.
-        stats.walked += 1;
-        if ignore.is_excluded(start) {
-            stats.ignored += 1;
+    stats.walked += 1;
+    if !start.is_empty() && ignore.is_excluded(start) {
+        stats.ignored += 1;
+        if !start_metadata.is_dir() || !ignore.may_include_under(start) {
             return Ok(());
         }
+    } else {
         let link = start_metadata
             .is_symlink()
             .then(|| fs::read_link(&start_path))
             .transpose()?;
+        if !start.is_empty() && !entries.contains_key(parent_of(start).unwrap_or_default()) {
+            add_parents(dir, start, entries)?;
+        }
         entries.insert(start.to_string(), entry_of(&start_metadata, link)?);
-        return Ok(());
     }
-    let mut walker = walkdir::WalkDir::new(&start_path)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(item) = walker.next() {
-        let item = match item {
-            Ok(item) => item,
-            // A file deleted while the walk runs is picked up by the next sync.
-            Err(error) if is_not_found(&error) => continue,
-            Err(error) => {
-                return Err(error).with_context(|| {
-                    format!("Failed to read the build context `{}`", dir.display())
-                });
-            }
-        };
-        let relative = relative_path(dir, item.path());
-        stats.walked += 1;
-        if relative.is_empty() {
-            entries.insert(
-                String::new(),
-                entry_of(&item.path().symlink_metadata()?, None)?,
-            );
-            continue;
-        }
-        if ignore.is_excluded(&relative) {
-            stats.ignored += 1;
-            if item.file_type().is_dir() && !ignore.may_include_under(&relative) {
-                walker.skip_current_dir();
-            }
-            continue;
-        }
-        let metadata = item.path().symlink_metadata()?;
-        let link = metadata
-            .is_symlink()
-            .then(|| fs::read_link(item.path()))
-            .transpose()?;
-        // An entry re-included by a `!` exception under an excluded
-        // directory still needs its parent directories in the mirror.
-        let parent = relative.rsplit_once('/').map_or("", |(parent, _)| parent);
-        if !entries.contains_key(parent) {
-            add_parents(dir, &relative, entries)?;
-        }
-        entries.insert(relative, entry_of(&metadata, link)?);
+    if start_metadata.is_dir() {
+        walk_directory(dir, &start_path, start, ignore, entries, stats)?;
     }
     Ok(())
 }
 
-fn is_not_found(error: &walkdir::Error) -> bool {
-    error
-        .io_error()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+/// Lists the children of the directory `path` (`relative` in the context)
+/// and then walks its subdirectories. Large directories are stat'ed on
+/// several threads, since a no-op sync spends most of its time in `statx`.
+fn walk_directory(
+    dir: &Path,
+    path: &Path,
+    relative: &str,
+    ignore: &DockerIgnore,
+    entries: &mut BTreeMap<String, Entry>,
+    stats: &mut TransferStats,
+) -> Result<()> {
+    let read_error = |error: std::io::Error| {
+        anyhow::Error::new(error).context(format!(
+            "Failed to read the build context directory `{}`",
+            path.display()
+        ))
+    };
+    let listing = match fs::read_dir(path) {
+        Ok(listing) => listing,
+        // A directory deleted while the walk runs is picked up by the next sync.
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(read_error(error)),
+    };
+    let mut children = Vec::new();
+    for child in listing {
+        match child {
+            Ok(child) => children.push(child),
+            Err(error) if error.kind() == ErrorKind::NotFound => {}
+            Err(error) => return Err(read_error(error)),
+        }
+    }
+    let children: Vec<(String, fs::DirEntry)> = children
+        .into_iter()
+        .map(|child| {
+            let name = child.file_name();
+            let child_relative = match relative {
+                "" => name.to_string_lossy().into_owned(),
+                _ => format!("{relative}/{}", name.to_string_lossy()),
+            };
+            (child_relative, child)
+        })
+        .collect();
+
+    // Excluded entries are not stat'ed; an excluded directory is still
+    // entered when an exception may re-include something below it.
+    let mut subdirectories = Vec::new();
+    let mut listed = Vec::with_capacity(children.len());
+    for (child_relative, child) in children {
+        stats.walked += 1;
+        if ignore.is_excluded(&child_relative) {
+            stats.ignored += 1;
+            let is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir && ignore.may_include_under(&child_relative) {
+                subdirectories.push(child_relative);
+            }
+            continue;
+        }
+        listed.push((child_relative, child));
+    }
+    if !listed.is_empty() && !entries.contains_key(relative) {
+        // An entry re-included by a `!` exception under an excluded
+        // directory still needs its parent directories in the mirror.
+        add_parents(dir, &listed[0].0, entries)?;
+    }
+    let metadata = stat_all(&listed);
+    for ((child_relative, child), metadata) in listed.into_iter().zip(metadata) {
+        let metadata = match metadata {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!("Failed to read `{}` in the build context", child.path().display())
+                });
+            }
+        };
+        let link = metadata
+            .is_symlink()
+            .then(|| fs::read_link(child.path()))
+            .transpose()?;
+        if metadata.is_dir() {
+            subdirectories.push(child_relative.clone());
+        }
+        entries.insert(child_relative, entry_of(&metadata, link)?);
+    }
+    for child_relative in subdirectories {
+        walk_directory(dir, &dir.join(&child_relative), &child_relative, ignore, entries, stats)?;
+    }
+    Ok(())
+}
+
+/// The metadata of every entry, without following symlinks, in order.
+/// `DirEntry::metadata` stats relative to the open directory, which skips
+/// the path lookup a full path would cost.
+fn stat_all(children: &[(String, fs::DirEntry)]) -> Vec<std::io::Result<fs::Metadata>> {
+    const PER_THREAD: usize = 512;
+    let stat = |part: &[(String, fs::DirEntry)]| -> Vec<std::io::Result<fs::Metadata>> {
+        part.iter().map(|(_, child)| child.metadata()).collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(children.len() / PER_THREAD)
+        .min(8);
+    if threads < 2 {
+        return stat(children);
+    }
+    let chunk = children.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let rest: Vec<_> = children
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| scope.spawn(move || stat(part)))
+            .collect();
+        let mut all = stat(&children[..chunk]);
+        for handle in rest {
+            all.extend(handle.join().expect("a stat thread panicked"));
+        }
+        all
+    })
 }
 
 /// Whether a full walk reaches `path`: every directory from `root` down to
@@ -375,13 +451,6 @@ fn join(dir: &Path, relative: &str) -> PathBuf {
     } else {
         dir.join(relative)
     }
-}
-
-fn relative_path(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .into_owned()
 }
 
 fn entry_of(metadata: &fs::Metadata, link: Option<PathBuf>) -> Result<Entry> {
