@@ -110,6 +110,7 @@ pub fn open_backend(
     let options = EngineOptions {
         root,
         max_parallel: None,
+        context_monitor: None,
     };
     let engine = Engine::open(options).map_err(|e| {
         ApiError::new(

@@ -49,6 +49,10 @@ enum Command {
     Ui(commands::ui::UiArgs),
     /// Open a recorded build in a window: step graph, waterfall and logs
     View(commands::view::ViewArgs),
+    /// Watch a build context for builds (started by `strata build` when
+    /// `STRATA_CONTEXT_MONITOR=1`)
+    #[command(hide = true)]
+    ContextMonitor(commands::ContextMonitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
             Command::Cache(command) => commands::cache::run(root, command),
             Command::Ui(args) => commands::ui::run(root, args).await,
             Command::View(args) => commands::view::run(root, args),
+            Command::ContextMonitor(args) => commands::serve_context_monitor(args),
         }
     });
     match outcome {

@@ -42,6 +42,8 @@ pub(crate) struct BuildBackend {
     pub lease: Arc<Lease>,
     /// Secrets and ssh agents the build's execs may mount.
     pub session: Arc<ExecSession>,
+    /// Asked for changed paths when a local directory has no watcher.
+    pub context_monitor: Option<strata_source::context::MonitorConfig>,
 }
 
 impl BuildBackend {
@@ -110,6 +112,10 @@ impl BuildBackend {
             ignore: &local.ignore,
             follow_paths: &follow_paths,
             dirty,
+            monitor: match local.changes {
+                Some(_) => None,
+                None => self.context_monitor.as_ref(),
+            },
         };
         let lease = match ContextSource::new(self.store.clone()).sync(&request) {
             Ok(lease) => lease,

@@ -293,6 +293,7 @@ impl Engine {
             keys: Mutex::new(Vec::new()),
             lease: lease.clone(),
             session,
+            context_monitor: self.context_monitor.clone(),
         });
         let options = SolveOptions {
             max_parallel: self.max_parallel,

@@ -21,6 +21,7 @@ pub use watch::WatchSession;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
+use strata_source::context::MonitorConfig;
 use strata_store::Store;
 use strata_worker::{Worker, WorkerConfig};
 
@@ -32,6 +33,10 @@ pub struct EngineOptions {
     /// Maximum number of steps running at once; defaults to four per CPU
     /// (see `strata_solver::DEFAULT_STEPS_PER_CPU`).
     pub max_parallel: Option<usize>,
+    /// How to start a context monitor, so one-shot builds stat only the
+    /// context paths that changed since the last build (see
+    /// `strata_source::monitor`); `None` walks the whole context.
+    pub context_monitor: Option<MonitorConfig>,
 }
 
 /// A build engine bound to one store.
@@ -40,6 +45,7 @@ pub struct Engine {
     worker: Arc<Worker>,
     max_parallel: usize,
     auto_gc: gc::AutoGc,
+    context_monitor: Option<MonitorConfig>,
 }
 
 impl Engine {
@@ -57,6 +63,7 @@ impl Engine {
             worker,
             max_parallel,
             auto_gc,
+            context_monitor: options.context_monitor,
         })
     }
 

@@ -50,6 +50,7 @@ fn index_checksum_matches_mirror_checksum() {
         ignore: &ignore,
         follow_paths: &[],
         dirty: None,
+        monitor: None,
     };
     let lease = ContextSource::new(store.clone()).sync(&request).unwrap();
     let mirror = store.lowers(&lease.snapshot).unwrap()[0].clone();

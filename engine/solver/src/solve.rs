@@ -50,7 +50,10 @@ pub fn default_max_parallel() -> usize {
 
 impl Default for SolveOptions {
     fn default() -> Self {
-        SolveOptions { max_parallel: default_max_parallel(), no_cache: false }
+        SolveOptions {
+            max_parallel: default_max_parallel(),
+            no_cache: false,
+        }
     }
 }
 

@@ -158,6 +158,23 @@ impl ContextLease {
     }
 }
 
+/// The monitor's changed paths, when they cover every change since the
+/// sync that wrote the index with `token`.
+fn trusted_changes<'a>(
+    changes: &'a crate::monitor::Changes,
+    token: Option<&str>,
+) -> Option<&'a BTreeSet<String>> {
+    let reason = match (&changes.lost, &changes.token) {
+        (Some(lost), _) => lost.as_str(),
+        (None, Some(acknowledged)) if Some(acknowledged.as_str()) == token => {
+            return Some(&changes.paths);
+        }
+        (None, _) => "the monitor has not seen the sync that wrote the index",
+    };
+    tracing::debug!("walking the whole context: {reason}");
+    None
+}
+
 /// Orders paths by their components, as a walk that visits a directory's
 /// children by name does: `/` sorts before every byte of a name.
 fn by_components(a: &str, b: &str) -> std::cmp::Ordering {
@@ -170,6 +187,7 @@ pub struct ContextSource {
 }
 
 /// What to transfer from a context directory.
+#[derive(Clone, Copy)]
 pub struct SyncRequest<'a> {
     pub dir: &'a Path,
     pub ignore: &'a DockerIgnore,
@@ -181,6 +199,17 @@ pub struct SyncRequest<'a> {
     /// path. The caller must include every change: a path left out keeps
     /// its old content in the mirror.
     pub dirty: Option<&'a BTreeSet<String>>,
+    /// How to start a context monitor, when a sync without `dirty` should
+    /// ask one for the changed paths (see [`crate::monitor`]).
+    pub monitor: Option<&'a MonitorConfig>,
+}
+
+/// The program and arguments that run [`crate::monitor::serve`]; the
+/// context directory and the socket path are appended.
+#[derive(Clone, Debug)]
+pub struct MonitorConfig {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
 }
 
 impl ContextSource {
@@ -204,32 +233,66 @@ impl ContextSource {
         let roots = walk::follow_roots(request.follow_paths);
         let scope = scope_of(&roots, request.ignore);
         let mut stats = TransferStats::default();
-        let walked = self.list(&dir, request, &roots, &scope, &old, &mut stats)?;
+        let monitored = match (request.dirty, request.monitor) {
+            (None, Some(config)) => self.ask_monitor(config, &dir, key.hex()),
+            _ => None,
+        };
+        let monitored_dirty = monitored
+            .as_ref()
+            .and_then(|(_, changes)| trusted_changes(changes, old.token.as_deref()));
+        let request = &SyncRequest {
+            dirty: request.dirty.or(monitored_dirty),
+            ..*request
+        };
         // A marker left by an interrupted sync means the index may list
         // files the mirror lost, so every reused entry is checked again.
         let marker = mirror.with_extension("syncing");
         let interrupted = marker.exists() || !old.marked;
-        let mut writer = mirror::MirrorWriter::new(&dir, &mirror, &marker, interrupted);
-        let mut index = writer.apply(&old.entries, walked, &mut stats)?;
+        let current = !interrupted && scope == old.scope && old.token.is_some();
 
-        // The writer changes the mirror exactly when an entry was added,
-        // removed or rewritten, so an unchanged mirror keeps its index.
-        let unchanged = !interrupted && !writer.changed() && scope == old.scope;
+        let (mut index, unchanged, writer) = match (monitored_dirty, old.checksum.as_deref()) {
+            // The monitor saw no event since the sync that wrote the index,
+            // so the mirror is current without a single stat.
+            (Some(dirty), Some(_)) if dirty.is_empty() && current => {
+                stats.full_walk = false;
+                (old.entries, true, None)
+            }
+            _ => {
+                let walked = self.list(&dir, request, &roots, &scope, &old, &mut stats)?;
+                let mut writer = mirror::MirrorWriter::new(&dir, &mirror, &marker, interrupted);
+                let index = writer.apply(&old.entries, walked, &mut stats)?;
+                // The writer changes the mirror exactly when an entry was
+                // added, removed or rewritten, so an unchanged mirror keeps
+                // its index.
+                let unchanged = !interrupted && !writer.changed() && scope == old.scope;
+                (index, unchanged, Some(writer))
+            }
+        };
         let checksum = match old.checksum.as_deref().filter(|_| unchanged) {
             Some(stored) => stored.parse()?,
             None => checksum(&index),
         };
-        if !unchanged || old.checksum.is_none() {
+        let mut token = old.token.clone();
+        if !unchanged || old.checksum.is_none() || old.token.is_none() {
             let file = index::IndexFile {
                 scope,
                 entries: index,
                 marked: true,
                 checksum: Some(checksum.to_string()),
+                token: Some(crate::monitor::new_token()),
             };
             index::write(&mirror, &file)?;
             index = file.entries;
+            token = file.token;
         }
-        writer.finish()?;
+        if let Some(writer) = writer {
+            writer.finish()?;
+        }
+        if let (Some((socket, changes)), Some(token)) = (&monitored, &token)
+            && let Err(error) = crate::monitor::acknowledge(socket, token, changes.seq)
+        {
+            tracing::debug!("the context monitor did not take the sync: {error:#}");
+        }
         stats.duration_ms = started.elapsed().as_millis() as u64;
         Ok(ContextLease {
             snapshot,
@@ -239,6 +302,34 @@ impl ContextSource {
             index,
             _lock: lock,
         })
+    }
+
+    /// Asks the context's monitor for the changes since the last sync,
+    /// starting one when none runs. `None` when no monitor can answer.
+    fn ask_monitor(
+        &self,
+        config: &MonitorConfig,
+        dir: &Path,
+        key: &str,
+    ) -> Option<(std::path::PathBuf, crate::monitor::Changes)> {
+        let socket = crate::monitor::socket_path(self.store.root(), key);
+        match crate::monitor::query(&socket) {
+            Ok(changes) => return Some((socket, changes)),
+            Err(error) => {
+                tracing::debug!("no context monitor at `{}`: {error:#}", socket.display())
+            }
+        }
+        if let Some(reason) = crate::watch::unreliable_filesystem(dir) {
+            tracing::debug!("not monitoring the context: {reason}");
+            return None;
+        }
+        let args: Vec<&str> = config.args.iter().map(String::as_str).collect();
+        if let Err(error) = crate::monitor::spawn(&config.program, &args, dir, &socket) {
+            tracing::debug!("failed to start a context monitor: {error:#}");
+        }
+        crate::monitor::query(&socket)
+            .ok()
+            .map(|changes| (socket, changes))
     }
 
     /// Lists the context: only the dirty paths when the request has them

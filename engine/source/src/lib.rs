@@ -9,6 +9,7 @@ pub mod context;
 pub mod git;
 pub mod http;
 pub mod image;
+pub mod monitor;
 pub mod watch;
 
 pub use context::{ContextSource, TransferStats};

@@ -323,7 +323,7 @@ impl EventFilter {
 /// Returns why inotify cannot be trusted on the filesystem of `dir`, if
 /// it cannot: changes made by other machines on network filesystems and
 /// by FUSE daemons do not raise inotify events.
-fn unreliable_filesystem(dir: &Path) -> Option<String> {
+pub(crate) fn unreliable_filesystem(dir: &Path) -> Option<String> {
     let stat = nix::sys::statfs::statfs(dir).ok()?;
     let magic = stat.filesystem_type().0 as i64;
     let name = match magic {

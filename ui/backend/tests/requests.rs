@@ -29,6 +29,7 @@ fn fixture(demos: Option<PathBuf>) -> Fixture {
     let engine = Engine::open(EngineOptions {
         root: Some(store.path().to_path_buf()),
         max_parallel: Some(2),
+        context_monitor: None,
     })
     .unwrap();
     Fixture {

@@ -21,6 +21,7 @@ async fn start() -> Running {
     let engine = Engine::open(EngineOptions {
         root: Some(root.path().to_path_buf()),
         max_parallel: Some(1),
+        context_monitor: None,
     })
     .unwrap();
     let store = engine.store().clone();

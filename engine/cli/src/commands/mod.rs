@@ -10,7 +10,54 @@ pub mod watch;
 
 use std::path::PathBuf;
 use strata_engine::{Engine, EngineOptions};
+use strata_source::context::MonitorConfig;
+
+/// Environment variable that turns on the context monitor (`1`, `true`
+/// or `on`; `0`, `false` or `off`, the default, turn it off).
+pub const CONTEXT_MONITOR_ENV: &str = "STRATA_CONTEXT_MONITOR";
 
 pub fn open_engine(root: Option<PathBuf>, max_parallel: Option<usize>) -> anyhow::Result<Engine> {
-    Engine::open(EngineOptions { root, max_parallel })
+    Engine::open(EngineOptions {
+        root,
+        max_parallel,
+        context_monitor: context_monitor()?,
+    })
+}
+
+/// How to start this program as a context monitor, when the environment
+/// turns the monitor on.
+fn context_monitor() -> anyhow::Result<Option<MonitorConfig>> {
+    let Some(value) = std::env::var_os(CONTEXT_MONITOR_ENV) else {
+        return Ok(None);
+    };
+    match value.to_string_lossy().trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "off" => return Ok(None),
+        "1" | "true" | "on" => {}
+        other => anyhow::bail!(
+            "Invalid `{CONTEXT_MONITOR_ENV}` value `{other}`: set it to `1` to start a context monitor, or `0`"
+        ),
+    }
+    let program = std::env::current_exe().map_err(|e| {
+        anyhow::anyhow!("Failed to find the strata program for the context monitor: {e}")
+    })?;
+    Ok(Some(MonitorConfig {
+        program,
+        args: vec!["context-monitor".into()],
+    }))
+}
+
+/// `strata context-monitor CONTEXT SOCKET`: started by builds, not by hand.
+pub fn serve_context_monitor(args: ContextMonitorArgs) -> anyhow::Result<std::process::ExitCode> {
+    strata_source::monitor::serve(
+        &args.context,
+        &args.socket,
+        strata_source::monitor::IDLE_EXIT,
+    )?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct ContextMonitorArgs {
+    context: PathBuf,
+    socket: PathBuf,
 }

@@ -560,10 +560,17 @@ pub(crate) fn format_explanations(explanations: &[ExplainedStep]) -> Vec<String>
 
 /// Describes a context sync in the words of a progress line.
 pub(crate) fn format_transfer(stats: &TransferStats) -> String {
+    // A sync that read only the paths a watcher or monitor reported says
+    // so, since it did not look at the other files.
+    let read = match stats.full_walk {
+        true => format!("{} of {} files changed", stats.copied_files, stats.walked),
+        false => format!(
+            "{} files changed ({} changed paths read)",
+            stats.copied_files, stats.walked
+        ),
+    };
     format!(
-        "transferred context: {} of {} files changed ({}), {} removed, {} ignored, {:.1}s",
-        stats.copied_files,
-        stats.walked,
+        "transferred context: {read} ({}), {} removed, {} ignored, {:.1}s",
         super::format::human_size(stats.copied_bytes),
         stats.removed,
         stats.ignored,

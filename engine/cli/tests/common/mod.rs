@@ -166,7 +166,8 @@ impl TestStore {
             .env("STRATA_ROOT", self.root())
             // Registries in tests run on 127.0.0.1; nothing is pulled from elsewhere.
             .env("STRATA_REGISTRY_ALLOW", "127.0.0.1")
-            .env_remove("STRATA_LOG");
+            .env_remove("STRATA_LOG")
+            .env_remove("STRATA_CONTEXT_MONITOR");
         command
     }
 

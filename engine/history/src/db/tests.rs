@@ -197,9 +197,14 @@ fn context_files_stored_once() {
     let json = serde_json::to_string(&*files).unwrap();
     let key: String = db
         .connection
-        .query_row("SELECT key FROM history_context_files", [], |row| row.get(0))
+        .query_row("SELECT key FROM history_context_files", [], |row| {
+            row.get(0)
+        })
         .unwrap();
-    assert_eq!(key, strata_llb::Digest::of_bytes(json.as_bytes()).to_string());
+    assert_eq!(
+        key,
+        strata_llb::Digest::of_bytes(json.as_bytes()).to_string()
+    );
     let stored: String = db
         .connection
         .query_row(

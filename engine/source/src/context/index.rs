@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The first bytes of an index file; the last byte is the format version.
-const MAGIC: &[u8] = b"strata context index\n\x01";
+const MAGIC: &[u8] = b"strata context index\n\x02";
 
 /// The index: every mirrored entry and the scope it was walked with.
 #[derive(Default, Serialize, Deserialize)]
@@ -34,6 +34,10 @@ pub(super) struct IndexFile {
     /// changed nothing does not compute it again.
     #[serde(default)]
     pub(super) checksum: Option<String>,
+    /// Unique per write of the index, so the context monitor can tell
+    /// whether the index it acknowledged is still the current one.
+    #[serde(default)]
+    pub(super) token: Option<String>,
 }
 
 /// Reads a map written in path order as a list of pairs and builds the
@@ -94,6 +98,7 @@ fn read_json(path: &Path) -> IndexFile {
             entries: index.entries,
             marked: index.marked,
             checksum: None,
+            token: None,
         };
     }
     // The first format was the bare entry map; keep its entries so files
@@ -103,6 +108,7 @@ fn read_json(path: &Path) -> IndexFile {
         entries: serde_json::from_slice(&bytes).unwrap_or_default(),
         marked: false,
         checksum: None,
+        token: None,
     }
 }
 

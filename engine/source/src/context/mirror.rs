@@ -118,7 +118,10 @@ impl<'a> MirrorWriter<'a> {
         let mut walked_iter = walked.iter().peekable();
         for (path, entry) in old {
             while walked_iter.next_if(|(next, _)| *next < path).is_some() {}
-            let new = walked_iter.peek().filter(|(next, _)| *next == path).map(|(_, e)| *e);
+            let new = walked_iter
+                .peek()
+                .filter(|(next, _)| *next == path)
+                .map(|(_, e)| *e);
             if new.is_none_or(|new| new.kind != entry.kind) && !path.is_empty() {
                 gone.push((path, new.is_none_or(|new| new.kind == EntryKind::Dir)));
             }
@@ -137,7 +140,10 @@ impl<'a> MirrorWriter<'a> {
         let mut index = Vec::with_capacity(walked.len());
         let mut old_iter = old.iter().peekable();
         for (path, mut entry) in walked {
-            while old_iter.next_if(|(previous, _)| **previous < path).is_some() {}
+            while old_iter
+                .next_if(|(previous, _)| **previous < path)
+                .is_some()
+            {}
             let previous = old_iter.peek().filter(|(previous, _)| **previous == path);
             let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
             let reusable = previous

@@ -56,6 +56,7 @@ impl Fixture {
             ignore: &self.ignore,
             follow_paths: follow,
             dirty,
+            monitor: None,
         };
         let lease = self.source.sync(&request).unwrap();
         let stats = lease.stats.clone();
@@ -326,6 +327,7 @@ fn stored_checksum_matches_a_fresh_one() {
         ignore: &fixture.ignore,
         follow_paths: &[],
         dirty: None,
+        monitor: None,
     };
     // Each lease is dropped at once: it holds the mirror's lock.
     let sync = || {

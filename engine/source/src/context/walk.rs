@@ -246,7 +246,10 @@ fn walk_directory(
             Err(error) if error.kind() == ErrorKind::NotFound => continue,
             Err(error) => {
                 return Err(error).with_context(|| {
-                    format!("Failed to read `{}` in the build context", child.path().display())
+                    format!(
+                        "Failed to read `{}` in the build context",
+                        child.path().display()
+                    )
                 });
             }
         };
@@ -260,7 +263,14 @@ fn walk_directory(
         entries.insert(child_relative, entry_of(&metadata, link)?);
     }
     for child_relative in subdirectories {
-        walk_directory(dir, &dir.join(&child_relative), &child_relative, ignore, entries, stats)?;
+        walk_directory(
+            dir,
+            &dir.join(&child_relative),
+            &child_relative,
+            ignore,
+            entries,
+            stats,
+        )?;
     }
     Ok(())
 }

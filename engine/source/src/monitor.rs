@@ -1,0 +1,328 @@
+//! The context monitor: a background process that watches one build
+//! context with inotify and tells the next one-shot build which paths
+//! changed since the previous build synced it, so that build stats only
+//! those paths instead of walking the whole context. Git's fsmonitor
+//! daemon does the same for `git status`.
+//!
+//! A build asks for the changes, syncs, and then acknowledges what it
+//! synced. The answer is trusted only when
+//!
+//! - the monitor saw every event up to the question: before it answers it
+//!   creates a file in a private directory watched by the same inotify
+//!   instance and waits for that event, and inotify delivers one
+//!   instance's events in order;
+//! - no event was lost since the acknowledged sync (a queue overflow or a
+//!   watcher error forces a full walk); and
+//! - the index the monitor last acknowledged is the index in the store
+//!   now: each index carries a token, and a sync without the monitor
+//!   writes a new one.
+//!
+//! The monitor exits when it has not been asked for a while, or when the
+//! context or the store is removed. Any failure to reach it means a full
+//! walk, never a wrong mirror.
+
+use anyhow::{Context, Result, bail};
+use notify::{EventKind, RecursiveMode, Watcher};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a monitor waits for a question before it exits.
+pub const IDLE_EXIT: Duration = Duration::from_secs(15 * 60);
+
+/// How long a build waits for a monitor's answer, and a monitor for the
+/// event of its flush file.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a build asks.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Request {
+    Changes,
+    Synced { token: String, seq: u64 },
+}
+
+/// The changes since the last acknowledged sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Number of events seen when the answer was made; acknowledge it.
+    pub seq: u64,
+    /// Token of the index the last acknowledged sync wrote.
+    pub token: Option<String>,
+    /// Why the paths cannot be trusted, when events were lost.
+    pub lost: Option<String>,
+    /// Changed paths, relative to the context.
+    pub paths: BTreeSet<String>,
+}
+
+/// Where the monitor of `context` for the store at `root` listens.
+/// Unix socket paths are short, so the name is a prefix of a digest.
+pub fn socket_path(root: &Path, context_key: &str) -> PathBuf {
+    root.join("monitors").join(format!(
+        "{}.sock",
+        &context_key[..16.min(context_key.len())]
+    ))
+}
+
+/// Asks the monitor at `socket` for the changes since the last sync.
+pub fn query(socket: &Path) -> Result<Changes> {
+    let answer = ask(socket, &Request::Changes)?;
+    serde_json::from_str(&answer).context("Invalid answer from the context monitor")
+}
+
+/// Tells the monitor at `socket` that the sync that asked at `seq` wrote
+/// (or kept) the index with `token`.
+pub fn acknowledge(socket: &Path, token: &str, seq: u64) -> Result<()> {
+    ask(
+        socket,
+        &Request::Synced {
+            token: token.to_string(),
+            seq,
+        },
+    )
+    .map(drop)
+}
+
+fn ask(socket: &Path, request: &Request) -> Result<String> {
+    let mut stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT * 2))?;
+    stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer)?;
+    if answer.is_empty() {
+        bail!("the context monitor closed the connection");
+    }
+    Ok(answer)
+}
+
+/// Starts `program ARGS... CONTEXT SOCKET` as a detached monitor and waits
+/// until it watches the context (it prints `ready`). Returns an error when
+/// it failed or another monitor already serves the socket.
+pub fn spawn(program: &Path, args: &[&str], context: &Path, socket: &Path) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(program)
+        .args(args)
+        .arg(context)
+        .arg(socket)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("Failed to start `{}`", program.display()))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = sender.send(line);
+    });
+    match receiver.recv_timeout(Duration::from_secs(10)) {
+        Ok(line) if line.trim() == "ready" => Ok(()),
+        Ok(_) => {
+            let _ = child.wait();
+            bail!("the context monitor exited before it was ready")
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the context monitor did not start within 10 s")
+        }
+    }
+}
+
+/// What the watcher has seen.
+#[derive(Default)]
+struct State {
+    seq: u64,
+    /// Changed paths with the sequence number of their latest event.
+    dirty: BTreeMap<String, u64>,
+    /// The latest event loss: its sequence number and reason.
+    lost: Option<(u64, String)>,
+    token: Option<String>,
+    /// Names of flush files whose events arrived.
+    flushed: BTreeSet<String>,
+    last_question: Option<Instant>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    flushed: Condvar,
+}
+
+/// Runs a monitor for `context` on `socket` until it is idle for `idle` or
+/// the context or the socket's directory disappears. Prints `ready` to
+/// stdout once it watches and listens. Exits with an error when another
+/// monitor holds the socket's lock.
+pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {
+    let context = std::fs::canonicalize(context)
+        .with_context(|| format!("`{}` is not a readable directory", context.display()))?;
+    let directory = socket
+        .parent()
+        .context("the socket path has no parent directory")?;
+    std::fs::create_dir_all(directory)?;
+    let lock_file = std::fs::File::create(socket.with_extension("lock"))?;
+    let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| {
+            anyhow::anyhow!("another monitor serves `{}`: {errno}", socket.display())
+        })?;
+    let flush_dir = socket.with_extension("flush");
+    let _ = std::fs::remove_dir_all(&flush_dir);
+    std::fs::create_dir_all(&flush_dir)?;
+    let flush_dir = std::fs::canonicalize(&flush_dir)?;
+
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        flushed: Condvar::new(),
+    });
+    let handler_shared = shared.clone();
+    let handler_context = context.clone();
+    let handler_flush_dir = flush_dir.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        record(&handler_shared, &handler_context, &handler_flush_dir, event);
+    })
+    .context("Failed to start the file watcher")?;
+    watcher.watch(&flush_dir, RecursiveMode::NonRecursive)?;
+    watcher.watch(&context, RecursiveMode::Recursive)?;
+
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket)
+        .with_context(|| format!("Failed to listen on `{}`", socket.display()))?;
+    let started = Instant::now();
+    let watchdog_shared = shared.clone();
+    let watchdog_socket = socket.to_path_buf();
+    let watchdog_context = context.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let last = watchdog_shared
+                .state
+                .lock()
+                .expect("monitor state lock")
+                .last_question
+                .unwrap_or(started);
+            if last.elapsed() > idle || !watchdog_context.is_dir() || !watchdog_socket.exists() {
+                let _ = std::fs::remove_file(&watchdog_socket);
+                std::process::exit(0);
+            }
+        }
+    });
+    println!("ready");
+    std::io::stdout().flush()?;
+
+    let mut flushes = 0u64;
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        flushes += 1;
+        if let Err(error) = answer(&shared, &flush_dir, flushes, stream) {
+            tracing::debug!("context monitor request failed: {error:#}");
+        }
+    }
+    drop(watcher);
+    Ok(())
+}
+
+fn record(shared: &Shared, context: &Path, flush_dir: &Path, event: notify::Result<notify::Event>) {
+    let mut state = shared.state.lock().expect("monitor state lock");
+    let event = match event {
+        Ok(event) => event,
+        Err(error) => {
+            state.seq += 1;
+            state.lost = Some((state.seq, format!("the file watcher failed: {error}")));
+            return;
+        }
+    };
+    if let Some(path) = event.paths.first()
+        && path.parent() == Some(flush_dir)
+    {
+        if let Some(name) = path.file_name() {
+            state.flushed.insert(name.to_string_lossy().into_owned());
+            shared.flushed.notify_all();
+        }
+        return;
+    }
+    if matches!(event.kind, EventKind::Access(_)) {
+        return;
+    }
+    state.seq += 1;
+    let seq = state.seq;
+    if event.need_rescan() {
+        state.lost = Some((seq, "the file watcher lost events".into()));
+        return;
+    }
+    for path in &event.paths {
+        if let Ok(relative) = path.strip_prefix(context) {
+            state
+                .dirty
+                .insert(relative.to_string_lossy().into_owned(), seq);
+        }
+    }
+}
+
+fn answer(shared: &Shared, flush_dir: &Path, flush: u64, stream: UnixStream) -> Result<()> {
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let request: Request = serde_json::from_str(&line)?;
+    let reply = match request {
+        Request::Changes => serde_json::to_string(&changes(shared, flush_dir, flush)?)?,
+        Request::Synced { token, seq } => {
+            let mut state = shared.state.lock().expect("monitor state lock");
+            state.dirty.retain(|_, last| *last > seq);
+            if state.lost.as_ref().is_some_and(|(at, _)| *at <= seq) {
+                state.lost = None;
+            }
+            state.token = Some(token);
+            "{}".to_string()
+        }
+    };
+    (&stream).write_all(format!("{reply}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Waits until every event before now has been recorded, then reports.
+fn changes(shared: &Shared, flush_dir: &Path, flush: u64) -> Result<Changes> {
+    let name = format!("flush-{flush}");
+    let path = flush_dir.join(&name);
+    std::fs::write(&path, b"")?;
+    let state = shared.state.lock().expect("monitor state lock");
+    let (mut state, timeout) = shared
+        .flushed
+        .wait_timeout_while(state, ANSWER_TIMEOUT, |state| {
+            !state.flushed.contains(&name)
+        })
+        .expect("monitor state lock");
+    state.flushed.clear();
+    state.last_question = Some(Instant::now());
+    let _ = std::fs::remove_file(&path);
+    let lost = match (&state.lost, timeout.timed_out()) {
+        (_, true) => Some("the file watcher did not answer in time".to_string()),
+        (Some((_, reason)), false) => Some(reason.clone()),
+        (None, false) => None,
+    };
+    Ok(Changes {
+        seq: state.seq,
+        token: state.token.clone(),
+        lost,
+        paths: state.dirty.keys().cloned().collect(),
+    })
+}
+
+/// A fresh token for an index: unique per write.
+pub(crate) fn new_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{nanos:x}-{:x}", std::process::id())
+}
