@@ -22,6 +22,10 @@ eval "$(bash "$repo/tests/support/dockerd.sh" env)"
 rootfs=${STRATA_CACHE_DIR:-/var/cache/strata}/busybox-rootfs.tar
 [[ -f $rootfs ]] || { echo "error: $rootfs is missing; run installer/setup.sh" >&2; exit 1; }
 "$strata" image import "$rootfs" --tag busybox:latest --change 'CMD ["sh"]' >/dev/null
+# Strata with the context monitor (STRATA_CONTEXT_MONITOR=1) gets its own
+# store, so the two Strata columns never share a context mirror.
+monitor_root=$work/strata-monitor-root
+STRATA_ROOT=$monitor_root "$strata" image import "$rootfs" --tag busybox:latest --change 'CMD ["sh"]' >/dev/null
 "$docker_cli" import --change 'CMD ["sh"]' "$rootfs" busybox:latest >/dev/null
 "$docker_cli" save busybox:latest -o "$work/busybox-docker.tar"
 buildah pull --quiet "docker-archive:$work/busybox-docker.tar" >/dev/null
@@ -72,6 +76,9 @@ time_build() {
             /usr/bin/time -f %M -o "$work/rss" "$strata" build --progress quiet "${nocache[@]}" "$dir" >/dev/null 2>&1
             peak_rss=$(( $(cat "$work/rss") > peak_rss ? $(cat "$work/rss") : peak_rss ))
             ;;
+        strata-monitor)
+            STRATA_ROOT=$monitor_root STRATA_CONTEXT_MONITOR=1 "$strata" build --progress quiet "${nocache[@]}" "$dir" >/dev/null 2>&1
+            ;;
         # Host networking everywhere, as Strata's RUN steps use by default;
         # the test dockerd has no bridge network.
         buildkit) DOCKER_BUILDKIT=1 "$docker_cli" build --network host -q "${nocache[@]}" "$dir" >/dev/null 2>&1 ;;
@@ -84,7 +91,7 @@ time_build() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-tools=(strata buildkit legacy buildah)
+tools=(strata strata-monitor buildkit legacy buildah)
 peak_rss=0
 declare -A result
 for workload in parallel context; do
@@ -108,14 +115,17 @@ done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
 {
-    echo "| workload | run | strata | BuildKit | legacy builder | buildah | BuildKit / strata | legacy / strata | buildah / strata |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| workload | run | strata | strata, monitor | BuildKit | legacy builder | buildah | BuildKit / strata | BuildKit / strata, monitor | legacy / strata | buildah / strata |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for workload in parallel context; do
         for kind in cold warm edit; do
             s=${result[$workload,$kind,strata]}
+            m=${result[$workload,$kind,strata-monitor]}
             row="| $workload | $kind | ${s}s"
-            for tool in buildkit legacy buildah; do row+=" | ${result[$workload,$kind,$tool]}s"; done
-            for tool in buildkit legacy buildah; do
+            for tool in strata-monitor buildkit legacy buildah; do row+=" | ${result[$workload,$kind,$tool]}s"; done
+            row+=" | $(echo "scale=2; ${result[$workload,$kind,buildkit]} / $s" | bc)x"
+            row+=" | $(echo "scale=2; ${result[$workload,$kind,buildkit]} / $m" | bc)x"
+            for tool in legacy buildah; do
                 row+=" | $(echo "scale=2; ${result[$workload,$kind,$tool]} / $s" | bc)x"
             done
             echo "$row |"

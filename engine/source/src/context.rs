@@ -312,7 +312,13 @@ impl ContextSource {
         dir: &Path,
         key: &str,
     ) -> Option<(std::path::PathBuf, crate::monitor::Changes)> {
-        let socket = crate::monitor::socket_path(self.store.root(), key);
+        let socket = match crate::monitor::socket_path(self.store.root(), key) {
+            Ok(socket) => socket,
+            Err(error) => {
+                tracing::debug!("not monitoring the context: {error:#}");
+                return None;
+            }
+        };
         match crate::monitor::query(&socket) {
             Ok(changes) => return Some((socket, changes)),
             Err(error) => {

@@ -54,19 +54,27 @@ pub struct Changes {
     pub seq: u64,
     /// Token of the index the last acknowledged sync wrote.
     pub token: Option<String>,
-    /// Why the paths cannot be trusted, when events were lost.
+    /// The reason the paths cannot be trusted, when events were lost.
     pub lost: Option<String>,
     /// Changed paths, relative to the context.
     pub paths: BTreeSet<String>,
 }
 
-/// Where the monitor of `context` for the store at `root` listens.
-/// Unix socket paths are short, so the name is a prefix of a digest.
-pub fn socket_path(root: &Path, context_key: &str) -> PathBuf {
-    root.join("monitors").join(format!(
-        "{}.sock",
-        &context_key[..16.min(context_key.len())]
-    ))
+/// Returns the socket of the monitor of a context (by its key) for the
+/// store at `root`. Unix socket paths are short, so the name is a prefix of
+/// the key.
+/// The directory is created, readable by its owner only, and the path is
+/// absolute, since the monitor runs in `/`.
+pub fn socket_path(root: &Path, context_key: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let directory = root.join("monitors");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&directory)
+        .with_context(|| format!("Failed to create `{}`", directory.display()))?;
+    let name = format!("{}.sock", &context_key[..16.min(context_key.len())]);
+    Ok(std::fs::canonicalize(&directory)?.join(name))
 }
 
 /// Asks the monitor at `socket` for the changes since the last sync.
@@ -140,7 +148,7 @@ pub fn spawn(program: &Path, args: &[&str], context: &Path, socket: &Path) -> Re
     }
 }
 
-/// What the watcher has seen.
+/// The events the watcher has recorded.
 #[derive(Default)]
 struct State {
     seq: u64,
@@ -160,7 +168,7 @@ struct Shared {
 }
 
 /// Runs a monitor for `context` on `socket` until it is idle for `idle` or
-/// the context or the socket's directory disappears. Prints `ready` to
+/// the context or the socket disappears (a removed store takes the socket). Prints `ready` to
 /// stdout once it watches and listens. Exits with an error when another
 /// monitor holds the socket's lock.
 pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {

@@ -565,7 +565,7 @@ pub(crate) fn format_transfer(stats: &TransferStats) -> String {
     let read = match stats.full_walk {
         true => format!("{} of {} files changed", stats.copied_files, stats.walked),
         false => format!(
-            "{} files changed ({} changed paths read)",
+            "{} of {} reported paths changed",
             stats.copied_files, stats.walked
         ),
     };
@@ -629,6 +629,27 @@ mod tests {
     fn texts(state: &BuildState) -> Vec<&str> {
         let step = state.step(&StepKey::Vertex(vertex())).unwrap();
         step.logs.iter().map(|line| line.text.as_str()).collect()
+    }
+
+    #[test]
+    fn transfer_line_says_whether_the_sync_walked() {
+        let mut stats = TransferStats {
+            walked: 10_003,
+            copied_files: 1,
+            copied_bytes: 2048,
+            duration_ms: 100,
+            ..TransferStats::default()
+        };
+        assert_eq!(
+            format_transfer(&stats),
+            "transferred context: 1 of 10003 files changed (2.048kB), 0 removed, 0 ignored, 0.1s"
+        );
+        stats.full_walk = false;
+        stats.walked = 3;
+        assert_eq!(
+            format_transfer(&stats),
+            "transferred context: 1 of 3 reported paths changed (2.048kB), 0 removed, 0 ignored, 0.1s"
+        );
     }
 
     #[test]
