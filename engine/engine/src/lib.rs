@@ -15,13 +15,14 @@ pub use build::{
 };
 pub use gc::KEEP_STORAGE_ENV;
 pub use session::{INSECURE_ENTITLEMENT, SecretSource, SecretSpec, SshSpec, check_entitlement};
+pub use strata_source::context::MonitorConfig;
+pub use strata_source::monitor;
 pub use strata_source::watch::ChangeBatch;
 pub use watch::WatchSession;
 
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
-use strata_source::context::MonitorConfig;
 use strata_store::Store;
 use strata_worker::{Worker, WorkerConfig};
 

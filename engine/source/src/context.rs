@@ -229,10 +229,22 @@ impl ContextSource {
         let key = Digest::of_bytes(dir.as_os_str().as_encoded_bytes());
         let (snapshot, mirror) = self.store.context_snapshot(key.hex())?;
         let lock = lock_mirror(&mirror)?;
-        let old = index::read(&mirror);
         let roots = walk::follow_roots(request.follow_paths);
         let scope = scope_of(&roots, request.ignore);
         let mut stats = TransferStats::default();
+        // A full walk needs nothing from the index, so another thread reads
+        // the index meanwhile.
+        let (old, full_walk) = match (request.dirty, request.monitor) {
+            (None, None) => std::thread::scope(|threads| {
+                let reader = threads.spawn(|| index::read(&mirror));
+                let walked = walk::walk_full(&dir, &roots, request.ignore, &mut stats);
+                (
+                    reader.join().expect("the index reader panicked"),
+                    Some(walked),
+                )
+            }),
+            _ => (index::read(&mirror), None),
+        };
         let monitored = match (request.dirty, request.monitor) {
             (None, Some(config)) => self.ask_monitor(config, &dir, key.hex()),
             _ => None,
@@ -258,7 +270,10 @@ impl ContextSource {
                 (old.entries, true, None)
             }
             _ => {
-                let walked = self.list(&dir, request, &roots, &scope, &old, &mut stats)?;
+                let walked = match full_walk {
+                    Some(walked) => walked?,
+                    None => self.list(&dir, request, &roots, &scope, &old, &mut stats)?,
+                };
                 let mut writer = mirror::MirrorWriter::new(&dir, &mirror, &marker, interrupted);
                 let index = writer.apply(&old.entries, walked, &mut stats)?;
                 // The writer changes the mirror exactly when an entry was

@@ -9,8 +9,7 @@ pub mod view;
 pub mod watch;
 
 use std::path::PathBuf;
-use strata_engine::{Engine, EngineOptions};
-use strata_source::context::MonitorConfig;
+use strata_engine::{Engine, EngineOptions, MonitorConfig};
 
 /// Environment variable that turns on the context monitor (`1`, `true`
 /// or `on`; `0`, `false` or `off`, the default, turn it off).
@@ -48,10 +47,10 @@ fn context_monitor() -> anyhow::Result<Option<MonitorConfig>> {
 
 /// `strata context-monitor CONTEXT SOCKET`: started by builds, not by hand.
 pub fn serve_context_monitor(args: ContextMonitorArgs) -> anyhow::Result<std::process::ExitCode> {
-    strata_source::monitor::serve(
+    strata_engine::monitor::serve(
         &args.context,
         &args.socket,
-        strata_source::monitor::IDLE_EXIT,
+        strata_engine::monitor::IDLE_EXIT,
     )?;
     Ok(std::process::ExitCode::SUCCESS)
 }
