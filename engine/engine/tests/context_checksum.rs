@@ -79,4 +79,29 @@ fn index_checksum_matches_mirror_checksum() {
     assert!(lease.path_checksum("dirlink/b").is_none());
     assert!(lease.path_checksum("missing").is_none());
     assert!(lease.path_checksum("../etc").is_none());
+    let first = lease.path_checksum("dir").unwrap();
+    drop(lease);
+
+    // The next sync of the unchanged context answers from the checksums
+    // saved beside the index; after an edit they no longer apply.
+    let snapshot_dir = mirror.parent().unwrap().to_path_buf();
+    let memo = std::fs::read_dir(&snapshot_dir)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".checksums"))
+        .expect("no saved copy checksums");
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(memo.path()).unwrap()).contains(&first.to_string())
+    );
+    let lease = ContextSource::new(store.clone()).sync(&request).unwrap();
+    assert_eq!(lease.path_checksum("dir").unwrap(), first);
+    drop(lease);
+    std::fs::write(context.join("dir/sub/c"), "changed").unwrap();
+    let lease = ContextSource::new(store.clone()).sync(&request).unwrap();
+    let changed = lease.path_checksum("dir").unwrap();
+    assert_ne!(changed, first, "a saved checksum outlived an edit");
+    assert_eq!(
+        changed,
+        strata_worker::checksum(&mirror, &selector("dir")).unwrap()
+    );
 }

@@ -86,7 +86,16 @@ pub struct ContextLease {
     /// directories, `link:TARGET` for symlinks), for build records.
     pub files: Arc<BTreeMap<String, String>>,
     index: BTreeMap<String, Entry>,
+    /// Copy checksums computed from this index, kept in a file beside it.
+    memo: index::ChecksumMemo,
     _lock: nix::fcntl::Flock<File>,
+}
+
+/// Saves new copy checksums while the mirror is still locked.
+impl Drop for ContextLease {
+    fn drop(&mut self) {
+        self.memo.save();
+    }
 }
 
 impl ContextLease {
@@ -110,6 +119,9 @@ impl ContextLease {
             if self.index.get(&parts[..end].join("/"))?.kind == EntryKind::Symlink {
                 return None;
             }
+        }
+        if let Some(known) = self.memo.get(&relative) {
+            return Some(known);
         }
         let root = self.index.get_key_value(&relative)?;
 
@@ -154,7 +166,9 @@ impl ContextLease {
             );
             hasher.update(record.as_bytes());
         }
-        Some(Digest::from_sha256(hasher.finalize().into()))
+        let digest = Digest::from_sha256(hasher.finalize().into());
+        self.memo.insert(relative, digest.clone());
+        Some(digest)
     }
 }
 
@@ -315,6 +329,7 @@ impl ContextSource {
             stats,
             files: Arc::new(file_digests(&index)),
             index,
+            memo: index::ChecksumMemo::load(&mirror, token.as_deref()),
             _lock: lock,
         })
     }

@@ -131,3 +131,77 @@ pub(super) fn write(mirror: &Path, index: &IndexFile) -> Result<()> {
     }
     Ok(())
 }
+
+/// Copy checksums (`ContextLease::path_checksum`) already computed from
+/// one version of the index, in a small JSON file beside it, so a build of
+/// an unchanged context does not hash the index again. It is valid only
+/// for the index with the same token.
+#[derive(Default)]
+pub(super) struct ChecksumMemo {
+    path: Option<PathBuf>,
+    token: Option<String>,
+    known: std::sync::Mutex<BTreeMap<String, String>>,
+    added: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemoFile {
+    token: String,
+    checksums: BTreeMap<String, String>,
+}
+
+impl ChecksumMemo {
+    /// Reads the memo of the mirror at `mirror` for the index with `token`.
+    pub(super) fn load(mirror: &Path, token: Option<&str>) -> ChecksumMemo {
+        let path = mirror.with_extension("checksums");
+        let known = fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<MemoFile>(&bytes).ok())
+            .filter(|file| token == Some(file.token.as_str()))
+            .map(|file| file.checksums)
+            .unwrap_or_default();
+        ChecksumMemo {
+            path: Some(path),
+            token: token.map(str::to_string),
+            known: std::sync::Mutex::new(known),
+            added: Default::default(),
+        }
+    }
+
+    pub(super) fn get(&self, path: &str) -> Option<strata_llb::Digest> {
+        let known = self.known.lock().expect("checksum memo lock");
+        known.get(path)?.parse().ok()
+    }
+
+    pub(super) fn insert(&self, path: String, digest: strata_llb::Digest) {
+        let mut known = self.known.lock().expect("checksum memo lock");
+        known.insert(path, digest.to_string());
+        self.added.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Writes the memo when checksums were added; a failure only costs
+    /// the next build a computation.
+    pub(super) fn save(&self) {
+        let (Some(path), Some(token)) = (&self.path, &self.token) else {
+            return;
+        };
+        if !self.added.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let file = MemoFile {
+            token: token.clone(),
+            checksums: self.known.lock().expect("checksum memo lock").clone(),
+        };
+        let temp = path.with_extension("checksums.tmp");
+        let written = serde_json::to_vec(&file)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| fs::write(&temp, bytes))
+            .and_then(|()| fs::rename(&temp, path));
+        if let Err(error) = written {
+            tracing::debug!(
+                "failed to save copy checksums to `{}`: {error}",
+                path.display()
+            );
+        }
+    }
+}
