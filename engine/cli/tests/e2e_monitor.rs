@@ -100,6 +100,77 @@ fn monitored_builds_read_only_changed_paths() {
 }
 
 #[test]
+fn symlinked_directory_keeps_its_target_watched() {
+    let store = TestStore::new();
+    let ctx = context(&[
+        ("Dockerfile", "FROM busybox\nCOPY . /app\n"),
+        ("sub/f", "v1\n"),
+    ]);
+    std::os::unix::fs::symlink("sub", ctx.path().join("a_link")).unwrap();
+    monitored_build(&store, ctx.path());
+    std::fs::write(ctx.path().join("sub/f"), "v2\n").unwrap();
+    let (_, out) = monitored_build(&store, ctx.path());
+    assert_eq!(read(&out.path().join("app/sub/f")), "v2\n");
+    std::fs::remove_file(ctx.path().join("a_link")).unwrap();
+    monitored_build(&store, ctx.path());
+    std::fs::write(ctx.path().join("sub/f"), "v3\n").unwrap();
+    let (_, out) = monitored_build(&store, ctx.path());
+    assert_eq!(read(&out.path().join("app/sub/f")), "v3\n");
+}
+
+#[test]
+fn replaced_context_directory_is_walked() {
+    let store = TestStore::new();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY . /app\n"), ("f", "v1\n")]);
+    monitored_build(&store, ctx.path());
+    // Replace the directory itself: the old watch follows the old one.
+    let old = ctx.path().with_extension("old");
+    std::fs::rename(ctx.path(), &old).unwrap();
+    std::fs::create_dir(ctx.path()).unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nCOPY . /app\n").unwrap();
+    std::fs::write(ctx.path().join("f"), "v2\n").unwrap();
+    std::fs::write(old.join("f"), "old edit\n").unwrap();
+    let (stats, out) = monitored_build(&store, ctx.path());
+    assert_eq!(stats["full_walk"], true, "{stats}");
+    assert_eq!(read(&out.path().join("app/f")), "v2\n");
+    std::fs::write(ctx.path().join("f"), "v3\n").unwrap();
+    let (_, out) = monitored_build(&store, ctx.path());
+    assert_eq!(read(&out.path().join("app/f")), "v3\n");
+    std::fs::remove_dir_all(&old).unwrap();
+}
+
+#[test]
+fn monitor_keeps_no_inherited_descriptor() {
+    let store = TestStore::new();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY . /app\n")]);
+    // A pipe the build inherits without close-on-exec, as a shell's `3>&1`
+    // gives it: the reader sees end of file only when every holder exits.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    let inherit = nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty());
+    nix::fcntl::fcntl(&writer, inherit).unwrap();
+    let status = store
+        .command()
+        .env("STRATA_CONTEXT_MONITOR", "1")
+        .args(["build", "--progress", "quiet", ctx.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    drop(writer);
+    assert_eq!(monitors_of(store.root()).len(), 1, "no monitor was started");
+    let mut file = std::fs::File::from(reader);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut file, &mut rest);
+        let _ = sender.send(());
+    });
+    assert!(
+        receiver.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "the monitor keeps the pipe the build inherited open"
+    );
+}
+
+#[test]
 fn monitor_exits_when_context_is_removed() {
     let store = TestStore::new();
     let ctx = context(&[("Dockerfile", "FROM busybox\nCOPY . /app\n")]);

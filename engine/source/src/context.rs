@@ -351,6 +351,15 @@ impl ContextSource {
         };
         match crate::monitor::query(&socket) {
             Ok(changes) => return Some((socket, changes)),
+            // Only a missing monitor is replaced; one that is there but
+            // does not answer keeps its lock, so this build walks.
+            Err(error) if !crate::monitor::is_absent(&error) => {
+                tracing::warn!(
+                    "the context monitor at `{}` did not answer ({error:#}); walking the whole context",
+                    socket.display()
+                );
+                return None;
+            }
             Err(error) => {
                 tracing::debug!("no context monitor at `{}`: {error:#}", socket.display())
             }

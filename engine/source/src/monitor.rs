@@ -96,9 +96,20 @@ pub fn acknowledge(socket: &Path, token: &str, seq: u64) -> Result<()> {
     .map(drop)
 }
 
+/// Whether a failed question found no monitor at all (no socket, or no
+/// process behind it), rather than one that did not answer.
+pub fn is_absent(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<std::io::Error>().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        )
+    })
+}
+
 fn ask(socket: &Path, request: &Request) -> Result<String> {
     let mut stream = UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(ANSWER_TIMEOUT * 2))?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT + Duration::from_millis(500)))?;
     stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
@@ -116,7 +127,8 @@ fn ask(socket: &Path, request: &Request) -> Result<String> {
 /// it failed or another monitor already serves the socket.
 pub fn spawn(program: &Path, args: &[&str], context: &Path, socket: &Path) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .arg(context)
         .arg(socket)
@@ -124,7 +136,22 @@ pub fn spawn(program: &Path, args: &[&str], context: &Path, socket: &Path) -> Re
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .process_group(0)
+        .process_group(0);
+    // SAFETY: close_range is async-signal-safe and touches no memory. It
+    // marks every descriptor the build inherited (a caller's pipe, a
+    // jobserver) close-on-exec, so the monitor does not keep them open.
+    unsafe {
+        command.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
+    let mut child = command
         .spawn()
         .with_context(|| format!("Failed to start `{}`", program.display()))?;
     let stdout = child.stdout.take().expect("piped stdout");
@@ -183,6 +210,7 @@ pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {
         .map_err(|(_, errno)| {
             anyhow::anyhow!("another monitor serves `{}`: {errno}", socket.display())
         })?;
+    let identity = identity_of(&context)?;
     let flush_dir = socket.with_extension("flush");
     let _ = std::fs::remove_dir_all(&flush_dir);
     std::fs::create_dir_all(&flush_dir)?;
@@ -195,9 +223,16 @@ pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {
     let handler_shared = shared.clone();
     let handler_context = context.clone();
     let handler_flush_dir = flush_dir.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        record(&handler_shared, &handler_context, &handler_flush_dir, event);
-    })
+    // A symlink to a directory must not share its target's watch, or the
+    // target's events come under the link's path; links leaving the
+    // context would be watched too.
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher = notify::RecommendedWatcher::new(
+        move |event: notify::Result<notify::Event>| {
+            record(&handler_shared, &handler_context, &handler_flush_dir, event);
+        },
+        config,
+    )
     .context("Failed to start the file watcher")?;
     watcher.watch(&flush_dir, RecursiveMode::NonRecursive)?;
     watcher.watch(&context, RecursiveMode::Recursive)?;
@@ -218,9 +253,9 @@ pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {
                 .expect("monitor state lock")
                 .last_question
                 .unwrap_or(started);
-            if last.elapsed() > idle || !watchdog_context.is_dir() || !watchdog_socket.exists() {
-                let _ = std::fs::remove_file(&watchdog_socket);
-                std::process::exit(0);
+            let replaced = identity_of(&watchdog_context).ok() != Some(identity);
+            if last.elapsed() > idle || replaced || !watchdog_socket.exists() {
+                stop(&watchdog_socket);
             }
         }
     });
@@ -231,12 +266,68 @@ pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         flushes += 1;
-        if let Err(error) = answer(&shared, &flush_dir, flushes, stream) {
-            tracing::debug!("context monitor request failed: {error:#}");
+        let watched = Watched {
+            context: &context,
+            identity,
+            flush_dir: &flush_dir,
+        };
+        match answer(&shared, &watched, flushes, stream) {
+            // After a loss the watches themselves may be incomplete (a
+            // directory created in a lost event has none), so the monitor
+            // stops once it has said so; the next build starts a new one.
+            Ok(Answered::Stop) => stop(socket),
+            Ok(Answered::Continue) => {}
+            Err(error) => tracing::debug!("context monitor request failed: {error:#}"),
         }
     }
     drop(watcher);
     Ok(())
+}
+
+/// Removes the socket and the flush directory and exits the process.
+fn stop(socket: &Path) -> ! {
+    let _ = std::fs::remove_file(socket);
+    let _ = std::fs::remove_dir_all(socket.with_extension("flush"));
+    std::process::exit(0)
+}
+
+/// The device and inode of a directory, to notice it was replaced.
+fn identity_of(path: &Path) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_dir() {
+        bail!("`{}` is not a directory", path.display());
+    }
+    Ok((metadata.dev(), metadata.ino()))
+}
+
+/// What a monitor watches, for checks made before each answer.
+struct Watched<'a> {
+    context: &'a Path,
+    identity: (u64, u64),
+    flush_dir: &'a Path,
+}
+
+enum Answered {
+    Continue,
+    Stop,
+}
+
+/// Why the events of `context` cannot cover every change now, if so: the
+/// directory was replaced, or a filesystem is mounted below it (inotify
+/// does not see changes made inside a mount through other paths).
+fn blind_spot(watched: &Watched<'_>) -> Option<String> {
+    if identity_of(watched.context).ok() != Some(watched.identity) {
+        return Some("the context directory was replaced".into());
+    }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounted = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|point| {
+            Path::new(point).starts_with(watched.context) && Path::new(point) != watched.context
+        });
+    mounted.then(|| "a filesystem is mounted inside the context".into())
 }
 
 fn record(shared: &Shared, context: &Path, flush_dir: &Path, event: notify::Result<notify::Event>) {
@@ -276,14 +367,29 @@ fn record(shared: &Shared, context: &Path, flush_dir: &Path, event: notify::Resu
     }
 }
 
-fn answer(shared: &Shared, flush_dir: &Path, flush: u64, stream: UnixStream) -> Result<()> {
+fn answer(
+    shared: &Shared,
+    watched: &Watched<'_>,
+    flush: u64,
+    stream: UnixStream,
+) -> Result<Answered> {
     stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let mut reader = BufReader::new(&stream);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let request: Request = serde_json::from_str(&line)?;
+    let mut answered = Answered::Continue;
     let reply = match request {
-        Request::Changes => serde_json::to_string(&changes(shared, flush_dir, flush)?)?,
+        Request::Changes => {
+            let mut changes = changes(shared, watched.flush_dir, flush)?;
+            if let Some(reason) = blind_spot(watched) {
+                changes.lost.get_or_insert(reason);
+            }
+            if changes.lost.is_some() {
+                answered = Answered::Stop;
+            }
+            serde_json::to_string(&changes)?
+        }
         Request::Synced { token, seq } => {
             let mut state = shared.state.lock().expect("monitor state lock");
             state.dirty.retain(|_, last| *last > seq);
@@ -295,7 +401,7 @@ fn answer(shared: &Shared, flush_dir: &Path, flush: u64, stream: UnixStream) -> 
         }
     };
     (&stream).write_all(format!("{reply}\n").as_bytes())?;
-    Ok(())
+    Ok(answered)
 }
 
 /// Waits until every event before now has been recorded, then reports.

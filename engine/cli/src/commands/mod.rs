@@ -11,8 +11,8 @@ pub mod watch;
 use std::path::PathBuf;
 use strata_engine::{Engine, EngineOptions, MonitorConfig};
 
-/// Environment variable that turns on the context monitor (`1`, `true`
-/// or `on`; `0`, `false` or `off`, the default, turn it off).
+/// Environment variable that turns on the context monitor (`1`, `true`,
+/// `on` or `yes`; `0`, `false`, `off` or `no`, the default, turn it off).
 pub const CONTEXT_MONITOR_ENV: &str = "STRATA_CONTEXT_MONITOR";
 
 pub fn open_engine(root: Option<PathBuf>, max_parallel: Option<usize>) -> anyhow::Result<Engine> {
@@ -30,10 +30,10 @@ fn context_monitor() -> anyhow::Result<Option<MonitorConfig>> {
         return Ok(None);
     };
     match value.to_string_lossy().trim().to_ascii_lowercase().as_str() {
-        "" | "0" | "false" | "off" => return Ok(None),
-        "1" | "true" | "on" => {}
+        "" | "0" | "false" | "off" | "no" => return Ok(None),
+        "1" | "true" | "on" | "yes" => {}
         other => anyhow::bail!(
-            "Invalid `{CONTEXT_MONITOR_ENV}` value `{other}`: set it to `1` to start a context monitor, or `0`"
+            "Invalid `{CONTEXT_MONITOR_ENV}` value `{other}`: set it to `1` to start a context monitor, or unset it"
         ),
     }
     let program = std::env::current_exe().map_err(|e| {

@@ -145,7 +145,7 @@ impl<'a> MirrorWriter<'a> {
                 .is_some()
             {}
             let previous = old_iter.peek().filter(|(previous, _)| **previous == path);
-            let mirrored = |path: &str| fs::symlink_metadata(mirror.join(path)).is_ok();
+            let mirrored = |path: &str| mirror_matches(&mirror.join(path), &entry);
             let reusable = previous
                 .map(|(_, previous)| *previous)
                 .filter(|previous| previous.unchanged(&entry))
@@ -156,10 +156,27 @@ impl<'a> MirrorWriter<'a> {
                 continue;
             }
             self.mark()?;
-            self.write_entry(&path, &mut entry, stats)?;
-            index.push((path, entry));
+            match self.write_entry(&path, &mut entry, stats) {
+                Ok(()) => index.push((path, entry)),
+                // A file deleted after the walk listed it is left out, as
+                // if the walk had not seen it; the next sync sees the rest.
+                Err(error) if self.vanished(&path) => {
+                    tracing::debug!("`{path}` left the context during the sync: {error:#}");
+                    remove_entry(&mirror.join(&path))?;
+                }
+                Err(error) => return Err(error),
+            }
         }
-        Ok(index.into_iter().collect())
+        let index: BTreeMap<String, Entry> = index.into_iter().collect();
+        if self.verify {
+            remove_strays(mirror, &index)?;
+        }
+        Ok(index)
+    }
+
+    fn vanished(&self, path: &str) -> bool {
+        fs::symlink_metadata(self.source.join(path))
+            .is_err_and(|error| error.kind() == std::io::ErrorKind::NotFound)
     }
 
     /// Creates or replaces one entry in the mirror and sets its owner and
@@ -207,6 +224,44 @@ impl<'a> MirrorWriter<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether the mirror's copy at `path` still has the kind, owner, mode,
+/// size and modification time `entry` records. Only checked after an
+/// interrupted sync, which may have changed a file before the index.
+fn mirror_matches(path: &Path, entry: &Entry) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    let kind_matches = match entry.kind {
+        EntryKind::File => metadata.is_file() && metadata.size() == entry.size,
+        EntryKind::Dir => metadata.is_dir(),
+        EntryKind::Symlink => metadata.is_symlink(),
+    };
+    let mtime = metadata.mtime() as i128 * 1_000_000_000 + metadata.mtime_nsec() as i128;
+    kind_matches
+        && metadata.uid() == entry.uid
+        && metadata.gid() == entry.gid
+        && (entry.kind == EntryKind::Symlink || metadata.mode() & 0o7777 == entry.mode)
+        && (entry.kind == EntryKind::Dir || mtime == entry.mtime_ns)
+}
+
+/// Removes what an interrupted sync left in the mirror that the index
+/// does not list, such as a directory the context no longer has.
+fn remove_strays(mirror: &Path, index: &BTreeMap<String, Entry>) -> Result<()> {
+    let mut walker = walkdir::WalkDir::new(mirror).min_depth(1).into_iter();
+    while let Some(item) = walker.next() {
+        let Ok(item) = item else { continue };
+        let relative = item.path().strip_prefix(mirror).unwrap_or(item.path());
+        if !index.contains_key(relative.to_string_lossy().as_ref()) {
+            remove_entry(item.path())?;
+            if item.file_type().is_dir() {
+                walker.skip_current_dir();
+            }
+        }
+    }
+    Ok(())
 }
 
 fn remove_entry(path: &Path) -> Result<()> {

@@ -332,7 +332,7 @@ fn stored_checksum_matches_a_fresh_one() {
     // Each lease is dropped at once: it holds the mirror's lock.
     let sync = || {
         let lease = fixture.source.sync(&request).unwrap();
-        (lease.checksum, super::checksum(&lease.index))
+        (lease.checksum.clone(), super::checksum(&lease.index))
     };
     let (first, _) = sync();
     // The second sync changes nothing and takes the checksum from the index.
@@ -379,6 +379,39 @@ fn interrupted_sync_checks_mirror_files() {
     assert_eq!(stats.copied_files, 1);
     assert_eq!(fs::read_to_string(mirror.join("a")).unwrap(), "1");
     assert!(!marker.exists());
+}
+
+#[test]
+fn interrupted_sync_restores_attributes_and_drops_strays() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    fixture.sync(&[], None);
+    let mirror = fixture.mirror.clone();
+    // A killed sync that had already replaced `a` with a chmod'ed copy and
+    // created a directory the context no longer has, before the index.
+    fs::set_permissions(mirror.join("a"), fs::Permissions::from_mode(0o744)).unwrap();
+    fs::create_dir_all(mirror.join("gone/deep")).unwrap();
+    fs::write(mirror.join("gone/deep/f"), "x").unwrap();
+    fs::write(mirror.with_extension("syncing"), "").unwrap();
+    let (stats, index) = fixture.sync(&[], None);
+    assert_eq!(stats.copied_files, 1, "the changed copy was kept");
+    let mode = fs::metadata(mirror.join("a")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, index["a"].mode);
+    assert!(!mirror.join("gone").exists(), "a stray directory was kept");
+}
+
+#[test]
+fn dirty_write_through_a_hard_link_walks_everything() {
+    let fixture = Fixture::new("");
+    write(fixture.dir(), "a", "1");
+    fs::hard_link(fixture.dir().join("a"), fixture.dir().join("b")).unwrap();
+    fixture.sync(&[], None);
+    // Writing through `b` changes `a` too, but a watcher reports only `b`.
+    fs::write(fixture.dir().join("b"), "2").unwrap();
+    let dirty = BTreeSet::from(["b".to_string()]);
+    let (stats, _) = fixture.sync(&[], Some(&dirty));
+    assert!(stats.full_walk, "a linked file's other names were trusted");
+    assert_eq!(fs::read_to_string(fixture.mirror.join("a")).unwrap(), "2");
 }
 
 #[test]

@@ -116,6 +116,14 @@ pub(super) fn walk_dirty(
             ))));
         }
         if let Some(root) = roots.iter().find(|r| is_within(&path, r)) {
+            // A write through one name of a file with several hard links
+            // reports only that name; the others changed too.
+            let metadata = fs::symlink_metadata(join(dir, &path));
+            if metadata.is_ok_and(|m| m.is_file() && m.nlink() > 1) {
+                return Ok(Err(NeedsFullWalk(format!(
+                    "`{path}` has other hard links, whose changes are not reported"
+                ))));
+            }
             targets.push((path, root));
         }
     }
