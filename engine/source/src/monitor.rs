@@ -151,9 +151,12 @@ pub fn spawn(program: &Path, args: &[&str], context: &Path, socket: &Path) -> Re
             Ok(())
         });
     }
+
     let mut child = command
         .spawn()
         .with_context(|| format!("Failed to start `{}`", program.display()))?;
+
+    // The monitor prints one line once it watches and listens.
     let stdout = child.stdout.take().expect("piped stdout");
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -223,9 +226,9 @@ pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {
     let handler_shared = shared.clone();
     let handler_context = context.clone();
     let handler_flush_dir = flush_dir.clone();
-    // A symlink to a directory must not share its target's watch, or the
-    // target's events come under the link's path; links leaving the
-    // context would be watched too.
+    // Symlinks are not followed. A link to a directory would share its
+    // target's watch, so the target's events would come under the link's
+    // path, and links leaving the context would be watched as well.
     let config = notify::Config::default().with_follow_symlinks(false);
     let mut watcher = notify::RecommendedWatcher::new(
         move |event: notify::Result<notify::Event>| {

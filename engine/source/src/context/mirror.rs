@@ -114,7 +114,7 @@ impl<'a> MirrorWriter<'a> {
         let mirror = self.mirror;
         // Both maps are sorted by path, so one pass over each pairs an old
         // entry with the walked entry of the same path.
-        let mut gone = Vec::new();
+        let mut to_remove = Vec::new();
         let mut walked_iter = walked.iter().peekable();
         for (path, entry) in old {
             while walked_iter.next_if(|(next, _)| *next < path).is_some() {}
@@ -123,11 +123,11 @@ impl<'a> MirrorWriter<'a> {
                 .filter(|(next, _)| *next == path)
                 .map(|(_, e)| *e);
             if new.is_none_or(|new| new.kind != entry.kind) && !path.is_empty() {
-                gone.push((path, new.is_none_or(|new| new.kind == EntryKind::Dir)));
+                to_remove.push((path, new.is_none_or(|new| new.kind == EntryKind::Dir)));
             }
         }
         // Remove what is gone or changed kind, deepest first.
-        for (path, record) in gone.into_iter().rev() {
+        for (path, record) in to_remove.into_iter().rev() {
             self.mark()?;
             remove_entry(&mirror.join(path))?;
             stats.removed += 1;
