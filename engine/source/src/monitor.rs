@@ -362,10 +362,15 @@ fn record(shared: &Shared, context: &Path, flush_dir: &Path, event: notify::Resu
         return;
     }
     for path in &event.paths {
-        if let Ok(relative) = path.strip_prefix(context) {
-            state
-                .dirty
-                .insert(relative.to_string_lossy().into_owned(), seq);
+        let Ok(relative) = path.strip_prefix(context) else {
+            continue;
+        };
+        match relative.to_str() {
+            Some(relative) => {
+                state.dirty.insert(relative.to_string(), seq);
+            }
+            // A full walk reports the name; a dirty path cannot carry it.
+            None => state.lost = Some((seq, "a changed name is not valid UTF-8".into())),
         }
     }
 }

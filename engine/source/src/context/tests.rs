@@ -463,3 +463,32 @@ fn mirror_keeps_file_mtimes() {
         time
     );
 }
+
+#[test]
+fn non_utf8_names_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let fixture = Fixture::new("skip*\n");
+    write(fixture.dir(), "a", "1");
+    let bad = std::ffi::OsStr::from_bytes(b"bad\xff");
+    fs::write(fixture.dir().join(bad), "x").unwrap();
+    let request = SyncRequest {
+        dir: fixture.dir(),
+        ignore: &fixture.ignore,
+        follow_paths: &[],
+        dirty: None,
+        monitor: None,
+    };
+    let error = format!("{:#}", fixture.source.sync(&request).err().unwrap());
+    assert!(
+        error.contains("not valid UTF-8") && error.contains("bad"),
+        "{error}"
+    );
+    // An excluded one is never read, so it is no error.
+    fs::remove_file(fixture.dir().join(bad)).unwrap();
+    fs::write(
+        fixture.dir().join(std::ffi::OsStr::from_bytes(b"skip\xff")),
+        "x",
+    )
+    .unwrap();
+    assert!(fixture.source.sync(&request).is_ok());
+}

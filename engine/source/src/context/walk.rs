@@ -240,6 +240,14 @@ fn walk_directory(
             }
             continue;
         }
+        // The index and the cache keys name files by UTF-8 paths, so a
+        // name that is not UTF-8 would come out renamed; refuse it.
+        if child.file_name().to_str().is_none() {
+            anyhow::bail!(
+                "Build context file `{}` has a name that is not valid UTF-8 (shown with U+FFFD); rename it or exclude it in `.dockerignore`",
+                child.path().display()
+            );
+        }
         listed.push((child_relative, child));
     }
     if !listed.is_empty() && !entries.contains_key(relative) {
