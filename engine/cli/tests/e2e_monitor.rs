@@ -33,7 +33,7 @@ fn monitored_build(store: &TestStore, context: &Path) -> (serde_json::Value, tem
     (transfers[0]["stats"].clone(), out)
 }
 
-/// The pids of running monitors of the store at `root`.
+/// Returns the pids of running monitors of the store at `root`.
 fn monitors_of(root: &Path) -> Vec<String> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -82,7 +82,7 @@ fn monitored_builds_read_only_changed_paths() {
     assert!(!out.path().join("app/keep.txt").exists());
 
     // A build without the monitor that changes the mirror makes the
-    // monitor's answer stale, so the next monitored build walks.
+    // monitor's report stale, so the next monitored build walks.
     std::fs::write(ctx.path().join("src/main.c"), "v3\n").unwrap();
     assert_success(&store.build(ctx.path(), &[]));
     std::fs::write(ctx.path().join("later.txt"), "later\n").unwrap();

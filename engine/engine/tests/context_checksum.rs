@@ -82,7 +82,7 @@ fn index_checksum_matches_mirror_checksum() {
     let first = lease.path_checksum("dir").unwrap();
     drop(lease);
 
-    // The next sync of the unchanged context answers from the checksums
+    // The next sync of the unchanged context reads the checksums
     // saved beside the index; after an edit they no longer apply.
     let snapshot_dir = mirror.parent().unwrap().to_path_buf();
     let memo = std::fs::read_dir(&snapshot_dir)

@@ -172,8 +172,8 @@ impl ContextLease {
     }
 }
 
-/// The monitor's changed paths, when they cover every change since the
-/// sync that wrote the index with `token`.
+/// Returns the monitor's changed paths when they cover every change since
+/// the sync that wrote the index with `token`.
 fn trusted_changes<'a>(
     changes: &'a crate::monitor::Changes,
     token: Option<&str>,
@@ -335,7 +335,7 @@ impl ContextSource {
     }
 
     /// Asks the context's monitor for the changes since the last sync,
-    /// starting one when none runs. `None` when no monitor can answer.
+    /// starting one when none runs. `None` when no monitor can respond.
     fn ask_monitor(
         &self,
         config: &MonitorConfig,
@@ -351,8 +351,8 @@ impl ContextSource {
         };
         match crate::monitor::query(&socket) {
             Ok(changes) => return Some((socket, changes)),
-            // Only a missing monitor is replaced; one that is there but
-            // does not answer keeps its lock, so this build walks.
+            // Only a missing monitor is replaced. One that runs but does not
+            // respond keeps its lock, so this build walks.
             Err(error) if !crate::monitor::is_absent(&error) => {
                 tracing::warn!(
                     "the context monitor at `{}` did not answer ({error:#}); walking the whole context",

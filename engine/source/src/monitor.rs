@@ -1,13 +1,13 @@
 //! The context monitor: a background process that watches one build
-//! context with inotify and tells the next one-shot build which paths
+//! context with inotify and reports to the next one-shot build which paths
 //! changed since the previous build synced it, so that build stats only
 //! those paths instead of walking the whole context. Git's fsmonitor
 //! daemon does the same for `git status`.
 //!
-//! A build asks for the changes, syncs, and then acknowledges what it
-//! synced. The answer is trusted only when
+//! A build requests the changes, syncs, and then acknowledges what it
+//! synced. The response is trusted only when
 //!
-//! - the monitor saw every event up to the question: before it answers it
+//! - the monitor saw every event up to the request: before it responds it
 //!   creates a file in a private directory watched by the same inotify
 //!   instance and waits for that event, and inotify delivers one
 //!   instance's events in order;
@@ -35,11 +35,11 @@ use std::time::{Duration, Instant};
 /// How long a monitor waits for a question before it exits.
 pub const IDLE_EXIT: Duration = Duration::from_secs(15 * 60);
 
-/// How long a build waits for a monitor's answer, and a monitor for the
+/// How long a build waits for a monitor's response, and a monitor for the
 /// event of its flush file.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What a build asks.
+/// A request from a build.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Request {
@@ -50,7 +50,7 @@ enum Request {
 /// The changes since the last acknowledged sync.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Changes {
-    /// Number of events seen when the answer was made; acknowledge it.
+    /// Number of events seen when the response was made, for the acknowledgement.
     pub seq: u64,
     /// Token of the index the last acknowledged sync wrote.
     pub token: Option<String>,
@@ -80,7 +80,7 @@ pub fn socket_path(root: &Path, context_key: &str) -> Result<PathBuf> {
 /// Asks the monitor at `socket` for the changes since the last sync.
 pub fn query(socket: &Path) -> Result<Changes> {
     let answer = ask(socket, &Request::Changes)?;
-    serde_json::from_str(&answer).context("Invalid answer from the context monitor")
+    serde_json::from_str(&answer).context("Invalid response from the context monitor")
 }
 
 /// Tells the monitor at `socket` that the sync that asked at `seq` wrote
@@ -96,8 +96,8 @@ pub fn acknowledge(socket: &Path, token: &str, seq: u64) -> Result<()> {
     .map(drop)
 }
 
-/// Whether a failed question found no monitor at all (no socket, or no
-/// process behind it), rather than one that did not answer.
+/// Reports whether a failed request found no monitor at all (no socket,
+/// or no process behind it), rather than one that did not respond.
 pub fn is_absent(error: &anyhow::Error) -> bool {
     error.downcast_ref::<std::io::Error>().is_some_and(|e| {
         matches!(
@@ -277,7 +277,7 @@ pub fn serve(context: &Path, socket: &Path, idle: Duration) -> Result<()> {
         match answer(&shared, &watched, flushes, stream) {
             // After a loss the watches themselves may be incomplete (a
             // directory created in a lost event has none), so the monitor
-            // stops once it has said so; the next build starts a new one.
+            // stops after reporting the loss, and the next build starts a new one.
             Ok(Answered::Stop) => stop(socket),
             Ok(Answered::Continue) => {}
             Err(error) => tracing::debug!("context monitor request failed: {error:#}"),
@@ -294,7 +294,7 @@ fn stop(socket: &Path) -> ! {
     std::process::exit(0)
 }
 
-/// The device and inode of a directory, to notice it was replaced.
+/// Returns the device and inode of a directory, to notice a replacement.
 fn identity_of(path: &Path) -> Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let metadata = std::fs::metadata(path)?;
@@ -304,7 +304,7 @@ fn identity_of(path: &Path) -> Result<(u64, u64)> {
     Ok((metadata.dev(), metadata.ino()))
 }
 
-/// What a monitor watches, for checks made before each answer.
+/// The watched paths, for the checks made before each response.
 struct Watched<'a> {
     context: &'a Path,
     identity: (u64, u64),
@@ -440,7 +440,7 @@ fn changes(shared: &Shared, flush_dir: &Path, flush: u64) -> Result<Changes> {
     })
 }
 
-/// A fresh token for an index: unique per write.
+/// Returns a new index token, unique per write.
 pub(crate) fn new_token() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

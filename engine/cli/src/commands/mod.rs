@@ -23,7 +23,7 @@ pub fn open_engine(root: Option<PathBuf>, max_parallel: Option<usize>) -> anyhow
     })
 }
 
-/// How to start this program as a context monitor, when the environment
+/// Returns how to start this program as a context monitor, when the environment
 /// turns the monitor on.
 fn context_monitor() -> anyhow::Result<Option<MonitorConfig>> {
     let Some(value) = std::env::var_os(CONTEXT_MONITOR_ENV) else {

@@ -560,8 +560,8 @@ pub(crate) fn format_explanations(explanations: &[ExplainedStep]) -> Vec<String>
 
 /// Describes a context sync in the words of a progress line.
 pub(crate) fn format_transfer(stats: &TransferStats) -> String {
-    // A sync that read only the paths a watcher or monitor reported says
-    // so, since it did not look at the other files.
+    // A sync that read only the paths a watcher or monitor reported is
+    // labelled as such, because it did not look at the other files.
     let read = match stats.full_walk {
         true => format!("{} of {} files changed", stats.copied_files, stats.walked),
         false => format!(

@@ -3,8 +3,8 @@
 //! mirror's checksum.
 //!
 //! A no-op sync reads the whole index, so it is stored in a compact binary
-//! encoding (postcard) behind a magic line with a format version, not as
-//! JSON, which took longer to parse than the walk took to stat the context.
+//! encoding (postcard) behind a magic line with a format version. As JSON
+//! it took longer to parse than the walk took to stat the context.
 //! An index in the earlier JSON format is still read once, so an upgrade
 //! copies nothing again.
 
@@ -51,12 +51,12 @@ where
     Ok(pairs.into_iter().collect())
 }
 
-/// Where the index of the mirror at `mirror` lives.
+/// Returns the path of the index of the mirror at `mirror`.
 pub(super) fn path_of(mirror: &Path) -> PathBuf {
     mirror.with_extension("index")
 }
 
-/// Where the JSON index of earlier versions lived.
+/// Returns the path of the JSON index of earlier versions.
 fn json_path_of(mirror: &Path) -> PathBuf {
     mirror.with_extension("index.json")
 }

@@ -159,7 +159,7 @@ impl<'a> MirrorWriter<'a> {
             match self.write_entry(&path, &mut entry, stats) {
                 Ok(()) => index.push((path, entry)),
                 // A file deleted after the walk listed it is left out, as
-                // if the walk had not seen it; the next sync sees the rest.
+                // if the walk had not listed it.
                 Err(error) if self.vanished(&path) => {
                     tracing::debug!("`{path}` left the context during the sync: {error:#}");
                     remove_entry(&mirror.join(&path))?;
@@ -226,7 +226,7 @@ impl<'a> MirrorWriter<'a> {
     }
 }
 
-/// Whether the mirror's copy at `path` still has the kind, owner, mode,
+/// Reports whether the mirror's copy at `path` still has the kind, owner, mode,
 /// size and modification time `entry` records. Only checked after an
 /// interrupted sync, which may have changed a file before the index.
 fn mirror_matches(path: &Path, entry: &Entry) -> bool {

@@ -41,6 +41,17 @@ impl Fixture {
         self.context.path()
     }
 
+    /// Returns a request to sync the whole context by walking it.
+    fn whole_context(&self) -> SyncRequest<'_> {
+        SyncRequest {
+            dir: self.dir(),
+            ignore: &self.ignore,
+            follow_paths: &[],
+            dirty: None,
+            monitor: None,
+        }
+    }
+
     fn index_path(&self) -> PathBuf {
         index::path_of(&self.mirror)
     }
@@ -301,7 +312,8 @@ fn json_index_with_scope_is_reused() {
     assert!(!stats.full_walk, "the JSON index's scope was not kept");
     assert_eq!(stats.copied_files, 0);
     assert_eq!(index, entries);
-    assert!(fixture.index_path().exists() && !json_path.exists());
+    assert!(fixture.index_path().exists());
+    assert!(!json_path.exists());
 }
 
 #[test]
@@ -322,13 +334,7 @@ fn stored_checksum_matches_a_fresh_one() {
     let fixture = Fixture::new("");
     write(fixture.dir(), "a", "1");
     write(fixture.dir(), "d/b", "2");
-    let request = SyncRequest {
-        dir: fixture.dir(),
-        ignore: &fixture.ignore,
-        follow_paths: &[],
-        dirty: None,
-        monitor: None,
-    };
+    let request = fixture.whole_context();
     // Each lease is dropped at once: it holds the mirror's lock.
     let sync = || {
         let lease = fixture.source.sync(&request).unwrap();
@@ -471,13 +477,7 @@ fn non_utf8_names_are_refused() {
     write(fixture.dir(), "a", "1");
     let bad = std::ffi::OsStr::from_bytes(b"bad\xff");
     fs::write(fixture.dir().join(bad), "x").unwrap();
-    let request = SyncRequest {
-        dir: fixture.dir(),
-        ignore: &fixture.ignore,
-        follow_paths: &[],
-        dirty: None,
-        monitor: None,
-    };
+    let request = fixture.whole_context();
     let error = format!("{:#}", fixture.source.sync(&request).err().unwrap());
     assert!(
         error.contains("not valid UTF-8") && error.contains("bad"),

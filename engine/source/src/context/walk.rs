@@ -291,7 +291,7 @@ fn walk_directory(
     Ok(())
 }
 
-/// The metadata of every entry, without following symlinks, in order.
+/// Returns the metadata of every entry, without following symlinks, in order.
 /// `DirEntry::metadata` stats relative to the open directory, which skips
 /// the path lookup a full path would cost.
 fn stat_all(children: &[(String, fs::DirEntry)]) -> Vec<std::io::Result<fs::Metadata>> {
